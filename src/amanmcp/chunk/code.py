@@ -1,0 +1,174 @@
+"""Symbol-aware chunking of source code: one chunk per definition, found with tree-sitter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tree_sitter import Node, Parser
+from tree_sitter_language_pack import get_parser
+
+from amanmcp.chunk.grammars import Spec
+from amanmcp.chunk.lines import Emitter
+
+# Parsers are costly to build and reusable; one per grammar for the whole process.
+_PARSERS: dict[str, Parser | None] = {}
+
+_LEAF_KINDS = frozenset({"function", "method", "type", "macro", "test"})
+_CLASS_KINDS = frozenset({"class", "struct", "interface", "enum", "trait", "impl"})
+
+
+def _parser(grammar: str) -> Parser | None:
+    """Cached parser, or None if this build lacks the grammar (the file is then windowed)."""
+    if grammar not in _PARSERS:
+        try:
+            _PARSERS[grammar] = get_parser(grammar)  # type: ignore[arg-type]
+        except Exception:  # any loader failure just means "no grammar"
+            _PARSERS[grammar] = None
+    return _PARSERS[grammar]
+
+
+def _last_row(node: Node) -> int:
+    """Last row holding node text: some nodes (Rust `///`, C `#include`) end at column 0 of the next row."""
+    row, col = node.end_point
+    return row - 1 if col == 0 and row > node.start_point[0] else row
+
+
+@dataclass(slots=True)
+class _Sym:
+    """A definition: qualified name, kind, row span (doc comments included) and defining node."""
+
+    name: str
+    kind: str
+    start: int
+    end: int
+    node: Node
+    scope: str  # prefix its own name was qualified with
+
+
+class _Walker:
+    """Finds symbols in one parsed file and emits their chunks."""
+
+    def __init__(self, spec: Spec, source: bytes, em: Emitter) -> None:
+        self.spec = spec
+        self.source = source
+        self.em = em
+
+    def collect(self, root: Node, floor: int, scope: str, in_class: bool) -> list[_Sym]:
+        """Definitions under `root` in document order, not descending into the ones found.
+
+        Only multi-line nodes (and wrappers) are searched, which keeps the walk far
+        smaller than the tree: function bodies and one-line statements are skipped.
+        """
+        kinds, wrappers = self.spec.kinds, self.spec.wrappers
+        found: list[_Sym] = []
+        stack = root.named_children[::-1]
+        while stack:
+            node = stack.pop()
+            classify = kinds.get(node.type)
+            hit = classify(node) if classify is not None else None
+            if hit is None:
+                if node.type in wrappers or node.end_point[0] > node.start_point[0]:
+                    stack.extend(node.named_children[::-1])
+                continue
+            kind, name = hit
+            if kind == "function" and in_class:
+                kind = "method"
+            name = scope + name
+            outer = self._outer(node, root)
+            start, end = outer.start_point[0], _last_row(outer)
+            if self.spec.merge_clauses and found and found[-1].name == name and found[-1].kind == kind:
+                found[-1].end = max(found[-1].end, end)
+                continue
+            low = found[-1].end + 1 if found else floor
+            if start < low:
+                continue  # shares a line with the previous symbol or its container's header
+            found.append(_Sym(name, kind, self._lead(outer, start, low), end, node, scope))
+        return found
+
+    def emit(self, sym: _Sym) -> None:
+        """One chunk if it fits; else a header for uncovered lines plus its members, else windows.
+
+        Namespaces are always opened up: a whole-file `namespace App { ... }` chunk would hide
+        every class in it.
+        """
+        em = self.em
+        if sym.kind != "namespace" and em.fits(sym.start, sym.end):
+            em.span(sym.start, sym.end, sym.name, sym.kind)
+            return
+        children: list[_Sym] = []
+        if sym.kind not in _LEAF_KINDS:
+            scope = sym.scope if sym.kind == "namespace" else sym.name + "."
+            children = self.collect(sym.node, sym.node.start_point[0] + 1, scope, sym.kind in _CLASS_KINDS)
+        if not children:
+            em.span(sym.start, sym.end, sym.name, sym.kind)
+            return
+        covered = [(c.start, c.end) for c in children]
+        em.gaps(sym.start, sym.end, covered, sym.name, sym.kind, skip_trivial=True)
+        for child in children:
+            self.emit(child)
+
+    def _outer(self, node: Node, root: Node) -> Node:
+        """Grow to wrappers that hold only this definition (decorators, `export`, `template<>`)."""
+        outer = node
+        while (parent := outer.parent) is not None and parent.type in self.spec.wrappers and parent != root:
+            if sum(1 for c in parent.named_children if c.type == outer.type) != 1:
+                break  # e.g. Go `type ( A int; B string )`: each spec is its own symbol
+            outer = parent
+        return outer
+
+    def _lead(self, outer: Node, start: int, low: int) -> int:
+        """Pull the start up over adjacent doc comments, attributes and signatures (not above `low`)."""
+        attached = self.spec.attached
+        prev = outer.prev_named_sibling
+        while (
+            prev is not None
+            and prev.start_point[0] >= low
+            and _last_row(prev) >= start - 1
+            and ("comment" in prev.type or prev.type in attached)
+            and self._glued(prev)
+        ):
+            start = prev.start_point[0]
+            prev = prev.prev_named_sibling
+        return self._comment_lines(start, low)
+
+    def _glued(self, node: Node) -> bool:
+        """A sibling belongs to the next definition only if it begins its own line."""
+        src = self.source
+        if node.type == "unary_operator" and src[node.start_byte : node.start_byte + 1] != b"@":
+            return False  # Elixir: only module attributes like @doc/@spec attach
+        line_start = src.rfind(b"\n", 0, node.start_byte) + 1
+        return not src[line_start : node.start_byte].strip()
+
+    def _comment_lines(self, start: int, low: int) -> int:
+        """Comment lines right above, by text: some grammars misplace comment nodes (Ruby, Kotlin, Haskell)."""
+        lines = self.em.lines
+        prefixes, block = self.spec.comments, self.spec.block_comment
+        row = start
+        while row > low:
+            line = lines[row - 1].strip()
+            if block is not None and line.endswith(block[1]):
+                top = row - 1
+                while top >= low and block[0] not in lines[top]:
+                    top -= 1
+                if top < low or not lines[top].lstrip().startswith(block[0]):
+                    break
+                row = top
+            elif line.startswith(prefixes):
+                row -= 1
+            else:
+                break
+        return row
+
+
+def chunk_code(em: Emitter, spec: Spec) -> None:
+    """Chunk a source file by its definitions; everything else becomes line windows."""
+    source = "\n".join(em.lines).encode("utf-8", "replace")
+    parser = _parser(spec.grammar)
+    symbols: list[_Sym] = []
+    if parser is not None:
+        walker = _Walker(spec, source, em)
+        symbols = walker.collect(parser.parse(source).root_node, 0, "", False)
+        for sym in symbols:
+            walker.emit(sym)
+    covered = [(s.start, s.end) for s in symbols]
+    em.gaps(0, len(em.lines) - 1, covered, None, None, skip_trivial=bool(symbols))

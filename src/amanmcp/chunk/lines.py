@@ -1,0 +1,137 @@
+"""Line bookkeeping and window splitting shared by every chunking strategy.
+
+All rows here are 0-based and inclusive; they become 1-based only when a
+`Chunk` is built, so the off-by-one lives in exactly one place.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from itertools import accumulate
+
+from amanmcp.models import Chunk, ContentType
+
+# Lines that carry no meaning on their own: closers left between symbols.
+_TRIVIAL_LINE = re.compile(r"\s*(?:[{}()\[\];,]*|end;?)\s*")
+
+
+def split_lines(text: str) -> list[str]:
+    """Split on \\n, \\r\\n and \\r only: the separators tree-sitter rows and editors agree on.
+
+    `str.splitlines` would also break on form feeds and U+2028, which would shift
+    every line number after them relative to the parser's rows.
+    """
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size knobs from `chunk_file`, validated once."""
+
+    max_lines: int
+    max_chars: int
+    window_lines: int
+    window_overlap: int
+
+    def __post_init__(self) -> None:
+        if self.window_lines < 1 or not 0 <= self.window_overlap < self.window_lines:
+            raise ValueError("need window_lines >= 1 and 0 <= window_overlap < window_lines")
+        if self.max_lines < 1 or self.max_chars < 1:
+            raise ValueError("max_chunk_lines and max_chunk_chars must be positive")
+
+
+@dataclass(slots=True)
+class Emitter:
+    """Turns row spans into `Chunk`s, windowing anything over the limits."""
+
+    path: str
+    language: str
+    content_type: ContentType
+    lines: list[str]
+    limits: Limits
+    out: list[Chunk] = field(default_factory=list)
+    # _ends[i] = chars in lines[:i] counting one newline per line, so span sizes are O(1).
+    _ends: list[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._ends = list(accumulate((len(line) + 1 for line in self.lines), initial=0))
+
+    def chars(self, start: int, end: int) -> int:
+        """Length of the joined content of rows start..end."""
+        return self._ends[end + 1] - self._ends[start] - 1
+
+    def fits(self, start: int, end: int) -> bool:
+        """Whether a span may be one chunk."""
+        return end - start + 1 <= self.limits.max_lines and self.chars(start, end) <= self.limits.max_chars
+
+    def span(self, start: int, end: int, symbol: str | None, kind: str | None) -> None:
+        """Emit rows start..end as one chunk, or as overlapping windows when too big."""
+        if self.fits(start, end):
+            self._chunk(start, end, symbol, kind)
+            return
+        lim = self.limits
+        while True:
+            stop = min(start + lim.window_lines - 1, end)
+            while stop > start and self.chars(start, stop) > lim.max_chars:
+                stop -= 1  # a single over-long line still becomes its own chunk
+            self._chunk(start, stop, symbol, kind)
+            if stop == end:
+                return
+            # Overlap at most half a window so char-shrunk windows still advance.
+            start = stop + 1 - min(lim.window_overlap, (stop - start + 1) // 2)
+
+    def gaps(
+        self,
+        start: int,
+        end: int,
+        covered: Iterable[tuple[int, int]],
+        symbol: str | None,
+        kind: str | None,
+        *,
+        skip_trivial: bool,
+    ) -> None:
+        """Emit the rows of start..end outside `covered` (sorted spans), so no code vanishes.
+
+        Each uncovered run is trimmed of blank edge lines; with `skip_trivial`, runs that
+        hold only closers like `}` or `end` (leftovers around symbols) are dropped.
+        """
+        row = start
+        for c_start, c_end in covered:
+            if c_start > row:
+                self._run(row, min(c_start - 1, end), symbol, kind, skip_trivial)
+            row = max(row, c_end + 1)
+        if row <= end:
+            self._run(row, end, symbol, kind, skip_trivial)
+
+    def _run(self, start: int, end: int, symbol: str | None, kind: str | None, skip_trivial: bool) -> None:
+        lines = self.lines
+        while start <= end and not lines[start].strip():
+            start += 1
+        while end >= start and not lines[end].strip():
+            end -= 1
+        if start > end:
+            return
+        if skip_trivial and all(_TRIVIAL_LINE.fullmatch(line) for line in lines[start : end + 1]):
+            return
+        self.span(start, end, symbol, kind)
+
+    def _chunk(self, start: int, end: int, symbol: str | None, kind: str | None) -> None:
+        self.out.append(
+            Chunk(
+                path=self.path,
+                start_line=start + 1,
+                end_line=end + 1,
+                content="\n".join(self.lines[start : end + 1]),
+                language=self.language,
+                content_type=self.content_type,
+                symbol=symbol,
+                symbol_type=kind,
+            )
+        )

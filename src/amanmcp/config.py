@@ -1,0 +1,183 @@
+"""Settings in layers: defaults < user yaml < project yaml < AMANMCP_* environment.
+
+Every effective value remembers where it came from, so `amanmcp config show` can say so and an
+invalid value is reported with its key and the file (or variable) that set it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROJECT_FILE = ".amanmcp.yaml"
+INDEX_DIR = ".amanmcp"
+Provider = Literal["auto", "local", "mlx", "ollama", "openai", "static"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmbeddingsSettings(_Section):
+    provider: Provider = "auto"
+    model: str = "all-MiniLM-L6-v2"
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    batch_size: int = Field(32, ge=1, le=1024)
+    cache: bool = True
+
+
+class SearchSettings(_Section):
+    rrf_k: int = Field(60, ge=1)
+    bm25_weight: float = Field(1.0, ge=0)
+    vector_weight: float = Field(1.0, ge=0)
+    limit: int = Field(10, ge=1, le=100)
+    candidates: int = Field(100, ge=10, le=2000)
+    max_query_chars: int = Field(2000, ge=10)
+
+
+class IndexSettings(_Section):
+    max_file_size: int = Field(2 * 1024 * 1024, ge=1)
+    exclude: list[str] = []
+    max_chunk_lines: int = Field(120, ge=5)
+    max_chunk_chars: int = Field(6000, ge=200)
+    window_lines: int = Field(60, ge=5)
+    window_overlap: int = Field(10, ge=0)
+    exact_search_max: int = Field(100_000, ge=0)  # above this many vectors, use a usearch HNSW index
+
+
+class ServerSettings(_Section):
+    endpoint: str = ""
+    model: str = ""
+    api_key: str = ""
+
+
+class Settings(_Section):
+    embeddings: EmbeddingsSettings = EmbeddingsSettings()
+    search: SearchSettings = SearchSettings()
+    index: IndexSettings = IndexSettings()
+    mlx: ServerSettings = ServerSettings(endpoint="http://localhost:9659", model="small")
+    ollama: ServerSettings = ServerSettings(endpoint="http://localhost:11434", model="qwen3-embedding:0.6b")
+    openai: ServerSettings = ServerSettings(endpoint="http://localhost:8080", model="")
+    log_level: Literal["debug", "info", "warning", "error"] = "warning"
+
+
+ENV_KEYS: dict[str, str] = {
+    "AMANMCP_EMBEDDER": "embeddings.provider",
+    "AMANMCP_EMBEDDINGS_MODEL": "embeddings.model",
+    "AMANMCP_EMBEDDINGS_DEVICE": "embeddings.device",
+    "AMANMCP_EMBEDDINGS_BATCH_SIZE": "embeddings.batch_size",
+    "AMANMCP_EMBED_CACHE": "embeddings.cache",
+    "AMANMCP_MLX_ENDPOINT": "mlx.endpoint",
+    "AMANMCP_MLX_MODEL": "mlx.model",
+    "AMANMCP_OLLAMA_HOST": "ollama.endpoint",
+    "AMANMCP_OLLAMA_MODEL": "ollama.model",
+    "AMANMCP_OPENAI_BASE_URL": "openai.endpoint",
+    "AMANMCP_OPENAI_MODEL": "openai.model",
+    "AMANMCP_OPENAI_API_KEY": "openai.api_key",
+    "AMANMCP_LOG_LEVEL": "log_level",
+}
+SECRET_KEYS = {"openai.api_key"}
+
+
+class ConfigError(Exception):
+    """A setting is invalid; the message names the key and where it was set."""
+
+
+def user_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "amanmcp" / "config.yaml"
+
+
+def find_project_root(path: Path) -> Path:
+    """Nearest ancestor with `.git` or `.amanmcp.yaml`, else the path itself."""
+    path = path.resolve()
+    for candidate in (path, *path.parents):
+        if (candidate / ".git").exists() or (candidate / PROJECT_FILE).is_file():
+            return candidate
+    return path
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        node = out
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return _flatten(data)
+
+
+class LoadedConfig(BaseModel):
+    settings: Settings
+    sources: dict[str, str]  # dotted key -> "default" | file path | env variable name
+    root: Path | None
+
+    def items(self) -> list[tuple[str, Any, str]]:
+        """(key, value, source) for every setting, secrets masked."""
+        rows = []
+        for key, value in _flatten(self.settings.model_dump()).items():
+            if key in SECRET_KEYS and value:
+                value = "***"
+            rows.append((key, value, self.sources.get(key, "default")))
+        return rows
+
+
+def load_config(root: Path | None = None, env: dict[str, str] | None = None) -> LoadedConfig:
+    env = os.environ if env is None else env
+    layers: list[tuple[str, dict[str, Any]]] = [(str(user_config_path()), _read_yaml(user_config_path()))]
+    if root is not None:
+        project = root / PROJECT_FILE
+        layers.append((str(project), _read_yaml(project)))
+    layers.append(("env", {key: env[var] for var, key in ENV_KEYS.items() if var in env}))
+
+    merged: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    env_names = {key: var for var, key in ENV_KEYS.items()}
+    for origin, values in layers:
+        for key, value in values.items():
+            merged[key] = value
+            sources[key] = env_names[key] if origin == "env" else origin
+    try:
+        settings = Settings.model_validate(_nest(merged))
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, sources)) from None
+    return LoadedConfig(settings=settings, sources=sources, root=root)
+
+
+def _explain(exc: ValidationError, sources: dict[str, str]) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        where = sources.get(key, "defaults")
+        lines.append(f"invalid setting {key!r} (set in {where}): {err['msg']}")
+    return "\n".join(lines)

@@ -1,0 +1,242 @@
+"""scan → chunk → embed → store → vector index, full or incremental, reporting progress as events.
+
+A full build goes into a new generation folder published by one atomic rename; an incremental run
+changes the live database in one transaction. Either way a crash leaves a searchable index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from amanmcp.chunk import chunk_file, detect_language
+from amanmcp.config import Settings
+from amanmcp.embed.base import Embedder, EmbedderIdentity
+from amanmcp.models import Chunk
+from amanmcp.scan import Scanner, ScannedFile, read_text
+from amanmcp.store import IndexLayout, IndexStore, VectorIndex
+from amanmcp.store.db import SCHEMA_VERSION, FileRecord
+
+log = logging.getLogger(__name__)
+EMBED_GROUP = 256  # chunks per progress step; the embedder batches inside it
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEvent:
+    stage: str  # scan | chunk | embed | store | index
+    done: int
+    total: int
+
+
+@dataclass(slots=True)
+class IndexReport:
+    root: Path
+    full_rebuild: bool
+    reason: str
+    files_total: int = 0
+    files_changed: int = 0
+    files_removed: int = 0
+    chunks_total: int = 0
+    chunks_embedded: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    identity: EmbedderIdentity | None = None
+
+    @property
+    def chunks_per_second(self) -> float:
+        total = sum(self.timings.values())
+        return self.chunks_embedded / total if total > 0 else 0.0
+
+
+def embed_text(chunk: Chunk) -> str:
+    """What the model sees: where the chunk lives and what it is named, then the code."""
+    head = f"{chunk.path} {chunk.symbol}" if chunk.symbol else chunk.path
+    return f"{head}\n{chunk.content}"
+
+
+class Indexer:
+    def __init__(
+        self,
+        root: Path,
+        settings: Settings,
+        embedder: Embedder,
+        on_event: Callable[[IndexEvent], None] | None = None,
+    ) -> None:
+        self.root = root
+        self.settings = settings
+        self.embedder = embedder
+        self.layout = IndexLayout(root)
+        self.on_event = on_event or (lambda event: None)
+
+    def run(self, force: bool = False) -> IndexReport:
+        with self.layout.write_lock():
+            return self._run(force)
+
+    def _run(self, force: bool) -> IndexReport:
+        timings: dict[str, float] = {}
+        identity = self.embedder.identity
+        current = self.layout.current()
+        full, reason = self._needs_full(current, identity, force)
+        report = IndexReport(self.root, full, reason, identity=identity, timings=timings)
+
+        t = time.perf_counter()
+        cfg = self.settings.index
+        scan = Scanner(self.root, max_file_size=cfg.max_file_size, exclude=cfg.exclude).scan()
+        skipped = Counter(scan.skipped)
+        self.on_event(IndexEvent("scan", len(scan.files), len(scan.files)))
+        timings["scan"] = time.perf_counter() - t
+
+        if full:
+            self.layout.remove_stale(keep=current)
+            target = self.layout.new_generation()
+        else:
+            assert current is not None
+            target = current
+        store = IndexStore(target)
+        published = False
+        try:
+            previous = store.file_states()
+            changed = self._changed_files(scan.files, previous, skipped, store)
+            removed = set(previous) - {f.path for f in scan.files}
+
+            t = time.perf_counter()
+            per_file: list[tuple[FileRecord, list[Chunk]]] = []
+            for i, (file, text) in enumerate(changed, 1):
+                chunks = self._chunk(file, text, skipped)
+                if chunks is not None:
+                    per_file.append((self._record(file, text), chunks))
+                self.on_event(IndexEvent("chunk", i, len(changed)))
+            timings["chunk"] = time.perf_counter() - t
+
+            t = time.perf_counter()
+            all_chunks = [c for _, chunks in per_file for c in chunks]
+            vectors = self._embed(all_chunks)
+            timings["embed"] = time.perf_counter() - t
+
+            t = time.perf_counter()
+            store.delete_files(removed)
+            offset = 0
+            for i, (record, chunks) in enumerate(per_file, 1):
+                store.put_file(record, chunks, vectors[offset : offset + len(chunks)])
+                offset += len(chunks)
+                self.on_event(IndexEvent("store", i, len(per_file)))
+            version = int(store.get_meta("vectors_version") or 0) + 1
+            store.set_meta("schema_version", SCHEMA_VERSION)
+            store.set_meta("embedder", identity.to_dict())
+            store.set_meta("vectors_version", version)
+            store.set_meta("last_indexed", time.time())
+            store.set_meta("skipped", dict(skipped))
+            store.commit()
+            timings["store"] = time.perf_counter() - t
+
+            t = time.perf_counter()
+            ids, matrix = store.vectors(identity.dimensions)
+            VectorIndex.build(target, ids, matrix, version, cfg.exact_search_max)
+            self.on_event(IndexEvent("index", 1, 1))
+            timings["index"] = time.perf_counter() - t
+
+            counts = store.counts()
+            store.close()
+            if full:
+                self.layout.publish(target)
+            published = True
+        finally:
+            if not published:
+                store.close()
+                if full:
+                    self.layout.remove_stale(keep=current)
+
+        report.files_total = counts["files"]
+        report.files_changed = len(per_file)
+        report.files_removed = len(removed)
+        report.chunks_total = counts["chunks"]
+        report.chunks_embedded = len(all_chunks)
+        report.skipped = dict(skipped)
+        return report
+
+    def _needs_full(self, current: Path | None, identity: EmbedderIdentity, force: bool) -> tuple[bool, str]:
+        if current is None:
+            return True, "no index yet"
+        if force:
+            return True, "--force"
+        store = IndexStore(current, readonly=True)
+        try:
+            schema = store.get_meta("schema_version")
+            recorded = store.get_meta("embedder")
+        finally:
+            store.close()
+        if schema != SCHEMA_VERSION:
+            return True, f"index schema {schema} is not {SCHEMA_VERSION}"
+        if recorded is None or EmbedderIdentity.from_dict(recorded) != identity:
+            old = EmbedderIdentity.from_dict(recorded).label() if recorded else "unknown"
+            return True, f"embedder changed ({old} → {identity.label()}): re-embedding every chunk"
+        return False, "incremental"
+
+    def _changed_files(
+        self,
+        files: list[ScannedFile],
+        previous: dict[str, tuple[str, float, int]],
+        skipped: Counter[str],
+        store: IndexStore,
+    ) -> list[tuple[ScannedFile, str]]:
+        """Files whose content differs from the index, with their text. Same mtime+size: not read."""
+        changed: list[tuple[ScannedFile, str]] = []
+        for file in files:
+            prev = previous.get(file.path)
+            if prev and prev[1] == file.mtime and prev[2] == file.size:
+                continue
+            try:
+                text = read_text(file.abspath)
+            except OSError:
+                skipped["unreadable"] += 1
+                continue
+            if text is None:
+                skipped["undecodable"] += 1
+                continue
+            if prev and prev[0] == _hash(text):
+                store.touch_file(file.path, file.mtime)
+                continue
+            changed.append((file, text))
+        return changed
+
+    def _record(self, file: ScannedFile, text: str) -> FileRecord:
+        language = detect_language(file.path) or "text"
+        return FileRecord(file.path, _hash(text), file.mtime, file.size, language)
+
+    def _chunk(self, file: ScannedFile, text: str, skipped: Counter[str]) -> list[Chunk] | None:
+        cfg = self.settings.index
+        try:
+            return chunk_file(
+                file.path,
+                text,
+                max_chunk_lines=cfg.max_chunk_lines,
+                max_chunk_chars=cfg.max_chunk_chars,
+                window_lines=cfg.window_lines,
+                window_overlap=cfg.window_overlap,
+            )
+        except Exception as exc:  # a hostile file must not stop the index
+            log.warning("skipping %s: chunking failed: %s", file.path, exc)
+            skipped["chunk_error"] += 1
+            return None
+
+    def _embed(self, chunks: list[Chunk]) -> np.ndarray:
+        """Longest texts first, so batches pad little and the ETA is pessimistic, not optimistic."""
+        texts = [embed_text(c) for c in chunks]
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.zeros((len(chunks), self.embedder.dimensions), dtype=np.float32)
+        for start in range(0, len(order), EMBED_GROUP):
+            group = order[start : start + EMBED_GROUP]
+            out[group] = self.embedder.embed_documents([texts[i] for i in group])
+            self.on_event(IndexEvent("embed", start + len(group), len(chunks)))
+        return out
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

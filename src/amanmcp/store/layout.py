@@ -1,0 +1,77 @@
+"""Generations on disk: a full rebuild is written aside and swapped in with one rename.
+
+`<root>/.amanmcp/CURRENT` names the live generation folder. Writing a new one never touches the
+old, and `os.replace` of CURRENT is atomic, so a crash at any point leaves a searchable index.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from amanmcp.config import INDEX_DIR
+
+
+class IndexLockedError(Exception):
+    """Another process is writing this index."""
+
+
+class IndexLayout:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.base = root / INDEX_DIR
+
+    @property
+    def pointer(self) -> Path:
+        return self.base / "CURRENT"
+
+    def current(self) -> Path | None:
+        try:
+            name = self.pointer.read_text().strip()
+        except OSError:
+            return None
+        path = self.base / name
+        return path if name and (path / "index.db").is_file() else None
+
+    def new_generation(self) -> Path:
+        self.base.mkdir(parents=True, exist_ok=True)
+        (self.base / ".gitignore").write_text("*\n")
+        path = self.base / f"gen-{time.time_ns()}"
+        path.mkdir()
+        return path
+
+    def publish(self, generation: Path) -> None:
+        """Make `generation` live, then remove every other generation."""
+        tmp = self.base / "CURRENT.tmp"
+        tmp.write_text(generation.name + "\n")
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.pointer)
+        self.remove_stale(keep=generation)
+
+    def remove_stale(self, keep: Path | None) -> None:
+        for path in self.base.glob("gen-*"):
+            if keep is None or path.name != keep.name:
+                shutil.rmtree(path, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def write_lock(self) -> Iterator[None]:
+        """One writer per index, across processes."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        with (self.base / "lock").open("a+") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise IndexLockedError(
+                    f"another amanmcp process is writing the index in {self.base} "
+                    "(an `index` run or `serve`); wait for it or stop it"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
