@@ -107,8 +107,9 @@ def index(
     table = Table(title=f"Indexed {root}", title_justify="left")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
-    for stage in ("scan", "chunk", "embed", "store", "index"):
-        table.add_row(stage, f"{report.timings.get(stage, 0.0):.2f}")
+    for stage in ("scan", "chunk", "load", "embed", "store", "index"):
+        label = "load model" if stage == "load" else stage
+        table.add_row(label, f"{report.timings.get(stage, 0.0):.2f}")
     total = sum(report.timings.values())
     table.add_row("total", f"{total:.2f}", style="bold")
     out.print(table)
