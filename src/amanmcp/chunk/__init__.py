@@ -33,9 +33,9 @@ def chunk_file(
     into windows of `window_lines` overlapping by `window_overlap`.
     """
     limits = Limits(max_chunk_lines, max_chunk_chars, window_lines, window_overlap)
-    lines = split_lines(text)
-    if not any(line.strip() for line in lines):
+    if not text.strip():
         return []
+    lines = split_lines(text)
     language = detect_language(path) or "text"
     em = Emitter(path, language, content_type(language), lines, limits)
     if language == "markdown":

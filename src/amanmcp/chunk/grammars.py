@@ -16,9 +16,7 @@ from tree_sitter import Node
 Hit = tuple[str, str] | None
 Classifier = Callable[[Node], Hit]
 
-_IDENTS = frozenset(
-    {"identifier", "type_identifier", "simple_identifier", "constant", "name", "word", "IDENTIFIER"}
-)
+_IDENTS = frozenset({"identifier", "type_identifier", "simple_identifier", "constant", "name", "word", "IDENTIFIER"})
 
 
 def text(node: Node) -> str:

@@ -57,15 +57,15 @@ class Emitter:
     lines: list[str]
     limits: Limits
     out: list[Chunk] = field(default_factory=list)
-    # _ends[i] = chars in lines[:i] counting one newline per line, so span sizes are O(1).
-    _ends: list[int] = field(init=False)
+    # _sizes[i] = chars in lines[:i], so any span's size is O(1).
+    _sizes: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
-        self._ends = list(accumulate((len(line) + 1 for line in self.lines), initial=0))
+        self._sizes = list(accumulate(map(len, self.lines), initial=0))
 
     def chars(self, start: int, end: int) -> int:
-        """Length of the joined content of rows start..end."""
-        return self._ends[end + 1] - self._ends[start] - 1
+        """Length of the joined content of rows start..end (newlines included)."""
+        return self._sizes[end + 1] - self._sizes[start] + end - start
 
     def fits(self, start: int, end: int) -> bool:
         """Whether a span may be one chunk."""
@@ -77,8 +77,9 @@ class Emitter:
             self._chunk(start, end, symbol, kind)
             return
         lim = self.limits
+        size = min(lim.window_lines, lim.max_lines)  # a window is never bigger than a chunk may be
         while True:
-            stop = min(start + lim.window_lines - 1, end)
+            stop = min(start + size - 1, end)
             while stop > start and self.chars(start, stop) > lim.max_chars:
                 stop -= 1  # a single over-long line still becomes its own chunk
             self._chunk(start, stop, symbol, kind)
