@@ -11,11 +11,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpora import unpack  # noqa: E402
+from corpora import unpack
 
-from amanmcp.config import Settings  # noqa: E402
-from amanmcp.embed.local import LocalEmbedder  # noqa: E402
-from amanmcp.indexer import Indexer  # noqa: E402
+from amanmcp.config import Settings
+from amanmcp.embed.local import LocalEmbedder
+from amanmcp.indexer import Indexer
 
 DEFAULT = ["flask==3.1.2:flask", "django==5.2.8:django"]
 

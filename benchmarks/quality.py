@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpora import SHARED_BENCH, corpora, unpack  # noqa: E402
+from corpora import SHARED_BENCH, corpora, unpack
 
-from amanmcp.config import Settings  # noqa: E402
-from amanmcp.embed.local import LocalEmbedder  # noqa: E402
-from amanmcp.indexer import Indexer  # noqa: E402
-from amanmcp.search import SearchResult, Searcher  # noqa: E402
+from amanmcp.config import Settings
+from amanmcp.embed.local import LocalEmbedder
+from amanmcp.indexer import Indexer
+from amanmcp.search import Searcher, SearchResult
 
 
 def _matches(full_path: str, result: SearchResult, target: str | dict) -> bool:

@@ -31,7 +31,7 @@ def test_invalid_value_names_key_and_file(tmp_path: Path) -> None:
 
 def test_unknown_key_and_bad_env(tmp_path: Path) -> None:
     (tmp_path / ".amanmcp.yaml").write_text("embeddings:\n  modle: x\n")
-    with pytest.raises(ConfigError, match="embeddings.modle"):
+    with pytest.raises(ConfigError, match=r"embeddings\.modle"):
         load_config(tmp_path, env={})
     (tmp_path / ".amanmcp.yaml").write_text("")
     with pytest.raises(ConfigError, match="AMANMCP_EMBEDDER"):

@@ -11,7 +11,7 @@ import pytest
 
 from amanmcp.config import Settings, load_config
 from amanmcp.embed.local import LocalEmbedder
-from amanmcp.indexer import IndexEvent, Indexer
+from amanmcp.indexer import Indexer, IndexEvent
 from amanmcp.search import NoIndexError, Searcher, SearchError
 from amanmcp.store import IndexLayout, IndexStore
 
@@ -233,3 +233,11 @@ def test_hnsw_path(project: Path, embedder) -> None:
     assert searcher._vectors is not None and searcher._vectors.kind == "hnsw"
     assert response.results[0].path == "src/payments/retry.py"
     assert response.results[0].explain.vector_rank is not None
+
+
+def test_identifier_query_puts_the_definition_first(indexed: Searcher) -> None:
+    """`Invoice` is mentioned more often in render_invoice_pdf, but the class defines it."""
+    hit = indexed.search("Invoice", limit=3).results[0]
+    assert (hit.symbol, hit.symbol_type) == ("Invoice", "class")
+    hit = indexed.search("how does ListenAndServe start", limit=3).results[0]
+    assert hit.symbol == "Server.ListenAndServe"

@@ -29,6 +29,7 @@ app.add_typer(config_app, name="config")
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
+_MISMATCH = "  [red](differs from the index: searches are BM25-only until you re-run index)[/red]"
 
 PathArg = Annotated[Path, typer.Argument(help="Project folder (default: the current folder).")]
 PathOpt = Annotated[Path, typer.Option("--path", "-p", help="Project folder (default: the current folder).")]
@@ -69,7 +70,9 @@ def _project(path: Path) -> tuple[Path, LoadedConfig]:
         raise UsageProblem(f"{path} is a file; give the project folder instead")
     root = find_project_root(path)
     loaded = load_config(root)
-    logging.basicConfig(stream=sys.stderr, level=loaded.settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        stream=sys.stderr, level=loaded.settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     return root, loaded
 
 
@@ -84,7 +87,7 @@ def index(
 ) -> None:
     """Index a project: scan, chunk, embed and store, with progress and a stage-timing table."""
     from amanmcp.embed.factory import select_embedder
-    from amanmcp.indexer import IndexEvent, Indexer
+    from amanmcp.indexer import Indexer, IndexEvent
 
     root, loaded = _project(path)
     selection = select_embedder(loaded.settings, backend)
@@ -131,9 +134,13 @@ def search(
     limit: Annotated[int, typer.Option("--limit", "-n", help="How many results (1-100).")] = 10,
     type_: Annotated[str, typer.Option("--type", "-t", help="all|code|docs")] = "all",
     language: Annotated[str | None, typer.Option("--language", "-l", help="Only this language, e.g. python.")] = None,
-    scope: Annotated[list[str] | None, typer.Option("--scope", "-s", help="Only under this path prefix (repeatable).")] = None,
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", "-s", help="Only under this path prefix (repeatable).")
+    ] = None,
     format_: Annotated[str, typer.Option("--format", "-f", help="text|json")] = "text",
-    explain: Annotated[bool, typer.Option("--explain", "--debug", help="Show BM25 rank, vector rank and fused score.")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", "--debug", help="Show BM25 rank, vector rank and fused score.")
+    ] = False,
 ) -> None:
     """Search an indexed project (hybrid BM25 + vectors)."""
     from amanmcp.embed.factory import select_embedder
@@ -189,7 +196,7 @@ def status(
     rows: list[tuple[str, str]] = [
         ("files", str(info.files)), ("chunks", str(info.chunks)), ("vectors", f"{info.vectors} ({info.vector_index})"),
         ("size", f"{info.size_bytes / 1e6:.1f} MB"), ("embedder", info.embedder or "?"),
-        ("current embedder", info.current_embedder + ("" if info.embedder_matches else "  [red](mismatch: re-run index)[/red]")),
+        ("current embedder", info.current_embedder + ("" if info.embedder_matches else _MISMATCH)),
         ("last indexed", when), ("languages", ", ".join(f"{k} {v}" for k, v in info.languages.items())),
         ("skipped", ", ".join(f"{k} {v}" for k, v in info.skipped.items()) or "none"),
     ]

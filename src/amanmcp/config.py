@@ -34,6 +34,7 @@ class SearchSettings(_Section):
     rrf_k: int = Field(60, ge=1)
     bm25_weight: float = Field(1.0, ge=0)
     vector_weight: float = Field(1.0, ge=0)
+    symbol_weight: float = Field(1.0, ge=0)  # chunks whose symbol is named by a query word
     limit: int = Field(10, ge=1, le=100)
     candidates: int = Field(100, ge=10, le=2000)
     max_query_chars: int = Field(2000, ge=10)

@@ -2,6 +2,7 @@
 
 A full build goes into a new generation folder published by one atomic rename; an incremental run
 changes the live database in one transaction. Either way a crash leaves a searchable index.
+A progressive first build (for `serve`) is published at once and grows a commit at a time.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import hashlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from amanmcp.chunk import chunk_file, detect_language
 from amanmcp.config import Settings
 from amanmcp.embed.base import Embedder, EmbedderIdentity
 from amanmcp.models import Chunk
-from amanmcp.scan import Scanner, ScannedFile, read_text
+from amanmcp.scan import ScannedFile, Scanner, read_text
 from amanmcp.store import IndexLayout, IndexStore, VectorIndex
 from amanmcp.store.db import SCHEMA_VERSION, FileRecord
 
@@ -45,6 +46,7 @@ class IndexReport:
     files_removed: int = 0
     chunks_total: int = 0
     chunks_embedded: int = 0
+    chunks_reused: int = 0  # unchanged chunks of changed files keep their vectors
     skipped: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     identity: EmbedderIdentity | None = None
@@ -76,15 +78,23 @@ class Indexer:
         self.layout = IndexLayout(root)
         self.on_event = on_event or (lambda event: None)
 
-    def run(self, force: bool = False) -> IndexReport:
-        with self.layout.write_lock():
-            return self._run(force)
+    def run(self, force: bool = False, *, progressive: bool = False) -> IndexReport:
+        """Bring the index up to date with the tree (full or incremental, as needed).
 
-    def _run(self, force: bool) -> IndexReport:
-        timings: dict[str, float] = {}
+        `progressive`: while there is no complete index, publish the new one at once and commit
+        it a group of files at a time, so searches see it grow and an interrupted build resumes
+        where it stopped. Rebuilds of a complete index stay atomic: the old one answers until the
+        swap.
+        """
+        with self.layout.write_lock():
+            return self._run(force, progressive)
+
+    def _run(self, force: bool, progressive: bool) -> IndexReport:
+        timings: dict[str, float] = {"embed": 0.0, "store": 0.0, "index": 0.0}
         identity = self.embedder.identity
         current = self.layout.current()
         full, reason = self._needs_full(current, identity, force)
+        grow = progressive and (current is None or (not full and not _complete(current)))
         report = IndexReport(self.root, full, reason, identity=identity, timings=timings)
 
         t = time.perf_counter()
@@ -101,8 +111,12 @@ class Indexer:
             assert current is not None
             target = current
         store = IndexStore(target)
-        published = False
+        published = not full
         try:
+            if full and grow:  # searchable from the first group on
+                self._commit(store, identity, skipped, False, timings)
+                self.layout.publish(target)
+                published = True
             previous = store.file_states()
             changed = self._changed_files(scan.files, previous, skipped, store)
             removed = set(previous) - {f.path for f in scan.files}
@@ -116,55 +130,75 @@ class Indexer:
                 self.on_event(IndexEvent("chunk", i, len(changed)))
             timings["chunk"] = time.perf_counter() - t
 
+            known = [r.path for r, _ in per_file if r.path in previous]
+            reuse = {} if full else {embed_text(c): v for c, v in store.stored_vectors(known)}
             all_chunks = [c for _, chunks in per_file for c in chunks]
-            if all_chunks:  # model start-up is not embedding speed: time it apart
+            to_embed = sum(1 for c in all_chunks if embed_text(c) not in reuse)
+            if to_embed:  # model start-up is not embedding speed: time it apart
                 t = time.perf_counter()
                 self.embedder.embed_documents(["warm up"])
                 timings["load"] = time.perf_counter() - t
-            t = time.perf_counter()
-            vectors = self._embed(all_chunks)
-            timings["embed"] = time.perf_counter() - t
 
-            t = time.perf_counter()
             store.delete_files(removed)
-            offset = 0
-            for i, (record, chunks) in enumerate(per_file, 1):
-                store.put_file(record, chunks, vectors[offset : offset + len(chunks)])
-                offset += len(chunks)
-                self.on_event(IndexEvent("store", i, len(per_file)))
-            version = int(store.get_meta("vectors_version") or 0) + 1
-            store.set_meta("schema_version", SCHEMA_VERSION)
-            store.set_meta("embedder", identity.to_dict())
-            store.set_meta("vectors_version", version)
-            store.set_meta("last_indexed", time.time())
-            store.set_meta("skipped", dict(skipped))
-            store.commit()
-            timings["store"] = time.perf_counter() - t
+            embedded = stored = 0
+            for group in _groups(per_file, EMBED_GROUP) if grow else [per_file]:
+                t = time.perf_counter()
+                vectors, count = self._embed([c for _, cs in group for c in cs], reuse, embedded, to_embed)
+                embedded += count
+                timings["embed"] += time.perf_counter() - t
 
-            t = time.perf_counter()
-            ids, matrix = store.vectors(identity.dimensions)
-            VectorIndex.build(target, ids, matrix, version, cfg.exact_search_max)
+                t = time.perf_counter()
+                offset = 0
+                for record, chunks in group:
+                    store.put_file(record, chunks, vectors[offset : offset + len(chunks)])
+                    offset += len(chunks)
+                    stored += 1
+                    self.on_event(IndexEvent("store", stored, len(per_file)))
+                timings["store"] += time.perf_counter() - t
+                if grow and stored < len(per_file):
+                    self._commit(store, identity, skipped, False, timings)
+
+            self._commit(store, identity, skipped, True, timings)
             self.on_event(IndexEvent("index", 1, 1))
-            timings["index"] = time.perf_counter() - t
 
             counts = store.counts()
             store.close()
-            if full:
-                self.layout.publish(target)
-            published = True
-        finally:
             if not published:
-                store.close()
-                if full:
-                    self.layout.remove_stale(keep=current)
+                self.layout.publish(target)
+                published = True
+        finally:
+            store.close()
+            if not published:
+                self.layout.remove_stale(keep=current)
 
         report.files_total = counts["files"]
         report.files_changed = len(per_file)
         report.files_removed = len(removed)
         report.chunks_total = counts["chunks"]
-        report.chunks_embedded = len(all_chunks)
+        report.chunks_embedded = embedded
+        report.chunks_reused = len(all_chunks) - embedded
         report.skipped = dict(skipped)
         return report
+
+    def _commit(
+        self, store: IndexStore, identity: EmbedderIdentity, skipped: Counter[str], complete: bool,
+        timings: dict[str, float],
+    ) -> None:
+        """Stamp and commit (store time), then rebuild the vector cache from SQLite (index time)."""
+        t = time.perf_counter()
+        version = int(store.get_meta("vectors_version") or 0) + 1
+        store.set_meta("schema_version", SCHEMA_VERSION)
+        store.set_meta("embedder", identity.to_dict())
+        store.set_meta("vectors_version", version)
+        store.set_meta("last_indexed", time.time())
+        store.set_meta("skipped", dict(skipped))
+        store.set_meta("complete", complete)
+        store.commit()
+        timings["store"] += time.perf_counter() - t
+        t = time.perf_counter()
+        ids, matrix = store.vectors(identity.dimensions)
+        VectorIndex.build(store.directory, ids, matrix, version, self.settings.index.exact_search_max)
+        timings["index"] += time.perf_counter() - t
 
     def _needs_full(self, current: Path | None, identity: EmbedderIdentity, force: bool) -> tuple[bool, str]:
         if current is None:
@@ -231,16 +265,51 @@ class Indexer:
             skipped["chunk_error"] += 1
             return None
 
-    def _embed(self, chunks: list[Chunk]) -> np.ndarray:
-        """Longest texts first, so batches pad little and the ETA is pessimistic, not optimistic."""
+    def _embed(
+        self, chunks: list[Chunk], reuse: dict[str, bytes], done: int, total: int
+    ) -> tuple[np.ndarray, int]:
+        """Vectors for `chunks` and how many the model made: a chunk whose text was embedded
+        before keeps its vector (an edit re-embeds only what changed). Longest texts first, so
+        batches pad little and the ETA is pessimistic, not optimistic."""
         texts = [embed_text(c) for c in chunks]
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.zeros((len(chunks), self.embedder.dimensions), dtype=np.float32)
+        todo = []
+        for i, text in enumerate(texts):
+            if text in reuse:
+                out[i] = np.frombuffer(reuse[text], dtype=np.float32)
+            else:
+                todo.append(i)
+        order = sorted(todo, key=lambda i: -len(texts[i]))
         for start in range(0, len(order), EMBED_GROUP):
             group = order[start : start + EMBED_GROUP]
             out[group] = self.embedder.embed_documents([texts[i] for i in group])
-            self.on_event(IndexEvent("embed", start + len(group), len(chunks)))
-        return out
+            self.on_event(IndexEvent("embed", done + start + len(group), total))
+        return out, len(order)
+
+
+def _groups(
+    per_file: list[tuple[FileRecord, list[Chunk]]], size: int
+) -> Iterator[list[tuple[FileRecord, list[Chunk]]]]:
+    """Consecutive files holding about `size` chunks each (a big file is never split)."""
+    group: list[tuple[FileRecord, list[Chunk]]] = []
+    count = 0
+    for item in per_file:
+        group.append(item)
+        count += len(item[1])
+        if count >= size:
+            yield group
+            group, count = [], 0
+    if group:
+        yield group
+
+
+def _complete(generation: Path) -> bool:
+    """False for an index whose progressive first build has not finished (yet)."""
+    store = IndexStore(generation, readonly=True)
+    try:
+        return store.get_meta("complete") is not False
+    finally:
+        store.close()
 
 
 def _hash(text: str) -> str:

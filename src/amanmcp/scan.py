@@ -20,7 +20,8 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
     ".git/", ".hg/", ".svn/", ".amanmcp/", "node_modules/", "vendor/", "__pycache__/", "dist/",
     "build/", ".venv/", "venv/", ".tox/", ".mypy_cache/", ".pytest_cache/", ".ruff_cache/",
     "*.min.js", "*.min.css", "*.map", "*.lock", "package-lock.json", "yarn.lock", "pnpm-lock.yaml",
-    "poetry.lock", "Cargo.lock", "go.sum", "uv.lock", "composer.lock", "Gemfile.lock", "*.pyc", ".gitignore", ".gitattributes", ".DS_Store",
+    "poetry.lock", "Cargo.lock", "go.sum", "uv.lock", "composer.lock", "Gemfile.lock", "*.pyc",
+    ".gitignore", ".gitattributes", ".DS_Store",
 )
 SECRET_PATTERNS: tuple[str, ...] = (
     ".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.keystore", "*.jks",

@@ -17,10 +17,11 @@ from amanmcp.config import Settings
 from amanmcp.embed.base import Embedder, EmbedderIdentity
 from amanmcp.store import IndexLayout, IndexStore, VectorIndex
 from amanmcp.store.db import Filters
-from amanmcp.tokens import query_words
+from amanmcp.tokens import looks_like_code, query_identifiers, query_words
 
 log = logging.getLogger(__name__)
 FILTERS = ("all", "code", "docs")
+DEFINITIONS = frozenset({"class", "function", "struct", "interface", "trait", "type", "enum", "module"})
 
 
 class SearchError(ValueError):
@@ -165,13 +166,15 @@ class Searcher:
         bm25_ids = store.bm25(words, depth, filters) if cfg.bm25_weight > 0 else []
         vector_hits, quality = self._vector_candidates(store, query, depth, filters)
 
+        symbol_ids, symbol_weight = self._symbol_candidates(store, query, filters)
+
         k = cfg.rrf_k
         fused: dict[int, float] = {}
-        for rank, cid in enumerate(bm25_ids, 1):
-            fused[cid] = fused.get(cid, 0.0) + cfg.bm25_weight / (k + rank)
-        for rank, (cid, _) in enumerate(vector_hits, 1):
-            fused[cid] = fused.get(cid, 0.0) + cfg.vector_weight / (k + rank)
-        best = (cfg.bm25_weight if cfg.bm25_weight > 0 else 0.0) + (cfg.vector_weight if vector_hits else 0.0)
+        for weight, ranked in ((cfg.bm25_weight, bm25_ids), (cfg.vector_weight, [c for c, _ in vector_hits]),
+                               (symbol_weight, symbol_ids)):
+            for rank, cid in enumerate(ranked, 1):
+                fused[cid] = fused.get(cid, 0.0) + weight / (k + rank)
+        best = cfg.bm25_weight + (cfg.vector_weight if vector_hits else 0.0) + (symbol_weight if symbol_ids else 0.0)
         ceiling = best / (k + 1) if best else 1.0
         top = sorted(fused, key=lambda cid: -fused[cid])[:limit]
 
@@ -201,6 +204,36 @@ class Searcher:
             )
         took = (time.perf_counter() - started) * 1000
         return SearchResponse(query=query, results=results, search_quality=quality, took_ms=round(took, 2))
+
+    def _symbol_candidates(self, store: IndexStore, query: str, filters: Filters) -> tuple[list[int], float]:
+        """Chunks whose symbol a query word names: definitions before methods, exact case first.
+
+        BM25 spreads an identifier over every chunk that mentions it; this list puts the chunk
+        that defines it on top. A one-word query is most likely a name; in a sentence, plain
+        English words (`app`, `load`) would drag in unrelated symbols, so only code-shaped ones count.
+        """
+        words = query_identifiers(query)
+        if len(words) > 1:  # in a sentence, only words that look like code name a symbol
+            words = {k: v for k, v in words.items() if looks_like_code(v)}
+        weight = self.settings.search.symbol_weight
+        if not words or weight <= 0:
+            return [], 0.0
+        rows = store.by_name(list(words), 200, filters)
+        seen: set[str] = set()
+
+        def order(row: tuple[int, str, str | None]) -> tuple[int, int, int]:
+            _, symbol, kind = row
+            own = symbol.rsplit(".", 1)[-1]
+            exact = 0 if own in words.values() else 1
+            rank = 1 if kind == "method" else 0 if kind in DEFINITIONS else 2
+            return exact, rank, 0
+
+        ranked = []
+        for cid, symbol, _ in sorted(rows, key=order):
+            later_window = symbol in seen
+            seen.add(symbol)
+            ranked.append((later_window, cid))
+        return [cid for _, cid in sorted(ranked, key=lambda x: x[0])], weight
 
     def _vector_candidates(
         self, store: IndexStore, query: str, depth: int, filters: Filters

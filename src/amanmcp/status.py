@@ -3,19 +3,35 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel
 
 from amanmcp.config import Settings
 from amanmcp.embed.base import EmbedderIdentity
-from amanmcp.embed.factory import select_embedder
+from amanmcp.embed.factory import Selection, select_embedder
 from amanmcp.store import IndexLayout, IndexStore
 from amanmcp.store.vectors import HNSW
+
+
+class IndexProgress(BaseModel):
+    """What a running `serve` is doing to its index (absent outside `serve`)."""
+
+    state: Literal["starting", "indexing", "watching", "error"]
+    building: bool = False  # the first build is still running: searches see part of the project
+    stage: str = ""  # scan | chunk | embed | store | index
+    done: int = 0
+    total: int = 0
+    started_at: float | None = None  # of the run in progress
+    last_run: str = ""  # one line about the last finished run
+    last_run_at: float | None = None
+    last_error: str | None = None
 
 
 class IndexStatus(BaseModel):
     root: str
     indexed: bool
+    complete: bool = True  # False while a first build is partial (still running, or interrupted)
     files: int = 0
     chunks: int = 0
     vectors: int = 0
@@ -25,20 +41,25 @@ class IndexStatus(BaseModel):
     embedder: str | None = None
     current_embedder: str = ""
     embedder_matches: bool = False
+    embedder_fallback: bool = False  # auto-detection had to step down its list of backends
     languages: dict[str, int] = {}
     skipped: dict[str, int] = {}
+    indexing: IndexProgress | None = None
 
 
-def index_status(root: Path, settings: Settings) -> IndexStatus:
+def index_status(root: Path, settings: Settings, selection: Selection | None = None) -> IndexStatus:
+    """`selection`: the embedder already chosen (by `serve`), so status does not probe again."""
+    fallback = False
     try:
-        selection = select_embedder(settings)
+        selection = selection or select_embedder(settings)
         current = selection.embedder.identity
         current_label = f"{current.label()} [{selection.reason}]"
+        fallback = selection.fallback
     except Exception as exc:  # status must work even when no embedder does
         current, current_label = None, f"unavailable: {exc}"
     generation = IndexLayout(root).current()
     if generation is None:
-        return IndexStatus(root=str(root), indexed=False, current_embedder=current_label)
+        return IndexStatus(root=str(root), indexed=False, current_embedder=current_label, embedder_fallback=fallback)
     store = IndexStore(generation, readonly=True)
     try:
         counts = store.counts()
@@ -47,6 +68,7 @@ def index_status(root: Path, settings: Settings) -> IndexStatus:
         return IndexStatus(
             root=str(root),
             indexed=True,
+            complete=store.get_meta("complete") is not False,
             files=counts["files"],
             chunks=counts["chunks"],
             vectors=counts["vectors"],
@@ -56,6 +78,7 @@ def index_status(root: Path, settings: Settings) -> IndexStatus:
             embedder=identity.label() if identity else None,
             current_embedder=current_label,
             embedder_matches=identity is not None and identity == current,
+            embedder_fallback=fallback,
             languages=store.languages(),
             skipped=store.get_meta("skipped") or {},
         )

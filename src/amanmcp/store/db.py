@@ -14,7 +14,7 @@ import numpy as np
 from amanmcp.models import Chunk
 from amanmcp.tokens import index_words
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -24,8 +24,10 @@ CREATE TABLE IF NOT EXISTS files(
 CREATE TABLE IF NOT EXISTS chunks(
     id INTEGER PRIMARY KEY, path TEXT NOT NULL, start_line INTEGER NOT NULL, end_line INTEGER NOT NULL,
     symbol TEXT, symbol_type TEXT, language TEXT NOT NULL, content_type TEXT NOT NULL,
-    content TEXT NOT NULL, vector BLOB);
+    content TEXT NOT NULL, vector BLOB,
+    name TEXT);  -- the symbol's own name, lowercased: `Session.send` -> `send`
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
+CREATE INDEX IF NOT EXISTS chunks_name ON chunks(name);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     name, body, tokenize = "porter unicode61 tokenchars '_'");
 """
@@ -79,6 +81,13 @@ class Filters:
         return (" AND ".join(clauses) or "1"), args
 
 
+def symbol_name(symbol: str | None) -> str | None:
+    """`Session.send` -> `send`; markdown heading paths keep only the last heading."""
+    if not symbol:
+        return None
+    return symbol.rsplit(" > ", 1)[-1].rsplit(".", 1)[-1].rsplit("::", 1)[-1].lower()
+
+
 def fts_name(chunk: Chunk) -> str:
     return " ".join(index_words(f"{chunk.symbol or ''} {chunk.path}"))
 
@@ -118,6 +127,18 @@ class IndexStore:
     def file_states(self) -> dict[str, tuple[str, float, int]]:
         return {p: (h, m, s) for p, h, m, s in self.conn.execute("SELECT path, hash, mtime, size FROM files")}
 
+    def stored_vectors(self, paths: Iterable[str]) -> list[tuple[Chunk, bytes]]:
+        """These files' chunks with their vectors, so an edit re-embeds only the chunks it changed."""
+        out = []
+        for path in paths:
+            rows = self.conn.execute(
+                "SELECT path, start_line, end_line, content, language, content_type, symbol, symbol_type, vector "
+                "FROM chunks WHERE path = ? AND vector IS NOT NULL",
+                (path,),
+            )
+            out.extend((Chunk(*r[:8]), r[8]) for r in rows)
+        return out
+
     def touch_file(self, path: str, mtime: float) -> None:
         self.conn.execute("UPDATE files SET mtime = ? WHERE path = ?", (mtime, path))
 
@@ -139,9 +160,9 @@ class IndexStore:
             blob = vectors[i].astype(np.float32).tobytes() if vectors is not None else None
             cur = self.conn.execute(
                 "INSERT INTO chunks(path, start_line, end_line, symbol, symbol_type, language, content_type,"
-                " content, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " content, vector, name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (chunk.path, chunk.start_line, chunk.end_line, chunk.symbol, chunk.symbol_type,
-                 chunk.language, chunk.content_type, chunk.content, blob),
+                 chunk.language, chunk.content_type, chunk.content, blob, symbol_name(chunk.symbol)),
             )
             self.conn.execute(
                 "INSERT INTO chunks_fts(rowid, name, body) VALUES (?, ?, ?)",
@@ -165,6 +186,19 @@ class IndexStore:
             (match, *args, limit),
         )
         return [r[0] for r in rows]
+
+    def by_name(self, names: Sequence[str], limit: int, filters: Filters) -> list[tuple[int, str, str | None]]:
+        """(id, symbol, symbol_type) of chunks whose symbol is named one of `names` (lowercase)."""
+        if not names:
+            return []
+        where, args = filters.sql()
+        marks = ",".join("?" * len(names))
+        rows = self.conn.execute(
+            f"SELECT c.id, c.symbol, c.symbol_type FROM chunks c WHERE c.name IN ({marks}) AND {where} "
+            "ORDER BY c.path, c.start_line LIMIT ?",
+            (*names, *args, limit),
+        )
+        return list(rows)
 
     def filtered_ids(self, filters: Filters) -> np.ndarray:
         where, args = filters.sql()

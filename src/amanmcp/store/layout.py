@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,17 +62,50 @@ class IndexLayout:
 
     @contextlib.contextmanager
     def write_lock(self) -> Iterator[None]:
-        """One writer per index, across processes."""
+        """One writer per index, across processes.
+
+        Re-entrant within a process: `serve` holds the lock for its lifetime, and its own index
+        runs (which take it again) go through. Within the process, the caller serialises writers.
+        """
         self.base.mkdir(parents=True, exist_ok=True)
+        key = str(self.base.resolve())
+        with _held_lock:
+            if key in _held:
+                _held[key] += 1
+                nested = True
+            else:
+                nested = False
+        if nested:
+            try:
+                yield
+            finally:
+                with _held_lock:
+                    _held[key] -= 1
+            return
         with (self.base / "lock").open("a+") as fh:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip()
                 raise IndexLockedError(
-                    f"another amanmcp process is writing the index in {self.base} "
-                    "(an `index` run or `serve`); wait for it or stop it"
+                    f"another amanmcp process{f' (pid {holder})' if holder.isdigit() else ''} is writing the "
+                    f"index in {self.base} (an `index` run or `serve`); wait for it or stop it"
                 ) from None
+            fh.truncate(0)
+            fh.write(str(os.getpid()))
+            fh.flush()
+            with _held_lock:
+                _held[key] = 1
             try:
                 yield
             finally:
+                with _held_lock:
+                    del _held[key]
+                fh.truncate(0)
+                fh.flush()
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+_held: dict[str, int] = {}  # index folders whose write lock this process holds -> nesting depth
+_held_lock = threading.Lock()
