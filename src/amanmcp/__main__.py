@@ -1,0 +1,3 @@
+from amanmcp.cli import main
+
+main()
