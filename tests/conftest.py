@@ -182,6 +182,12 @@ def _isolated_user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
             monkeypatch.delenv(key)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Derived models (ONNX graphs, distilled static models) are built once per test session, here."""
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def embedder():
     from amanmcp.embed.local import LocalEmbedder

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -27,7 +28,7 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 _MISMATCH = "  [red](differs from the index: searches are BM25-only until you re-run index)[/red]"
 
@@ -92,6 +93,8 @@ def index(
     root, loaded = _project(path)
     selection = select_embedder(loaded.settings, backend)
     err.print(f"indexing [bold]{root}[/bold] with {selection.backend} ({selection.reason})")
+    if selection.fallback:
+        err.print(f"[yellow]fallback:[/yellow] {selection.provenance.chain()}", markup=True)
     labels = {"scan": "scan files", "chunk": "chunk", "embed": "embed", "store": "store", "index": "vector index"}
     progress = Progress(
         TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(),
@@ -196,10 +199,13 @@ def status(
     rows: list[tuple[str, str]] = [
         ("files", str(info.files)), ("chunks", str(info.chunks)), ("vectors", f"{info.vectors} ({info.vector_index})"),
         ("size", f"{info.size_bytes / 1e6:.1f} MB"), ("embedder", info.embedder or "?"),
-        ("current embedder", info.current_embedder + ("" if info.embedder_matches else _MISMATCH)),
+        ("current embedder", escape(info.current_embedder) + ("" if info.embedder_matches else _MISMATCH)),
         ("last indexed", when), ("languages", ", ".join(f"{k} {v}" for k, v in info.languages.items())),
         ("skipped", ", ".join(f"{k} {v}" for k, v in info.skipped.items()) or "none"),
     ]
+    if not info.complete:
+        rows.insert(0, ("state", "[yellow]partial: a first build is running (`serve`) or was interrupted; "
+                                 "the next `index` or `serve` finishes it[/yellow]"))
     for key, value in rows:
         table.add_row(key, value)
     out.print(table)
@@ -212,8 +218,18 @@ def config_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: {key: {value, source}}.")] = False,
 ) -> None:
     """Every effective setting and where it came from (default, a file, or an env variable)."""
+    from amanmcp.embed.base import EmbedderError
+    from amanmcp.embed.factory import select_embedder
+
     _, loaded = _project(path)
     rows = loaded.items()
+    try:  # the embedder actually selected: auto-detection is a source of configuration too
+        selection = select_embedder(loaded.settings)
+        source = "auto-detection" if selection.requested == "auto" else "embeddings.provider"
+        rows += [("embedder.selected", selection.embedder.identity.label(), source),
+                 ("embedder.reason", selection.reason, source), ("embedder.fallback", selection.fallback, source)]
+    except EmbedderError as exc:
+        rows.append(("embedder.selected", f"unavailable: {exc}", "error"))
     if as_json:
         print(json.dumps({k: {"value": v, "source": s} for k, v, s in rows}, indent=2))
         return
@@ -221,6 +237,187 @@ def config_show(
     for key, value, source in rows:
         table.add_row(key, json.dumps(value), source)
     out.print(table)
+
+
+@app.command()
+@friendly_errors
+def serve(
+    path: PathArg = Path("."),
+    log_file: Annotated[Path | None, typer.Option("--log-file", help="Write logs to this file, not stderr.")] = None,
+    no_watch: Annotated[bool, typer.Option("--no-watch", help="Do not follow edits (index once at start).")] = False,
+) -> None:
+    """Run the MCP server over stdio (for Claude Code and other MCP clients); the index follows edits."""
+    from amanmcp.embed.factory import select_embedder
+    from amanmcp.mcp_server import serve as run_server
+
+    root, loaded = _project(path)
+    if log_file is not None:  # stdout belongs to the protocol; stderr or this file get the logs
+        logging.basicConfig(filename=log_file, level=loaded.settings.log_level.upper(), force=True,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_server(root, loaded.settings, select_embedder(loaded.settings), watch=not no_watch)
+
+
+@app.command()
+@friendly_errors
+def init(
+    path: PathArg = Path("."),
+    backend: Annotated[
+        str | None, typer.Option("--backend", "-b", help="Embedding backend to pin (default: auto-detect).")
+    ] = None,
+    no_index: Annotated[bool, typer.Option("--no-index", help="Only write the files; index later.")] = False,
+) -> None:
+    """Set a project up: .amanmcp.yaml, .gitignore, .mcp.json for Claude Code; then index it. Safe to re-run."""
+    from amanmcp.project_init import init_project
+    from amanmcp.store import IndexLayout
+    from amanmcp.store.layout import IndexLockedError
+
+    root, loaded = _project(path)
+    report = init_project(root, loaded.settings, backend)
+    out.print(f"[bold]amanmcp init {root}[/bold]")
+    out.print(f"  .amanmcp.yaml  {report.config} (backend {report.backend}: {report.reason})")
+    out.print(f"  .gitignore     {'.amanmcp/ ' + report.gitignore if report.gitignore != 'kept' else 'kept'}")
+    out.print(f"  .mcp.json      {report.mcp_json}: amanmcp -> {report.command} serve", markup=False)
+    out.print("To use amanmcp in every project (Claude Code user scope), run:")
+    out.print(f"  {report.user_scope}", markup=False)
+    if no_index:
+        return
+    try:
+        with IndexLayout(root).write_lock():
+            pass
+    except IndexLockedError:
+        out.print("An amanmcp process (`serve` or `index`) is already writing this index; it keeps it up to date.")
+        return
+    index(root, force=False, backend=backend)
+
+
+@app.command("embed-server")
+@friendly_errors
+def embed_server(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port (0: any free port).")] = 9659,
+    backend: Annotated[str, typer.Option("--backend", "-b", help="What to serve: local|static.")] = "local",
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Model to serve (default: from config).")] = None,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="Most texts per request.")] = 256,
+    max_text_chars: Annotated[int, typer.Option("--max-text-chars", help="Longest text accepted.")] = 100_000,
+    path: PathOpt = Path("."),
+) -> None:
+    """Serve an in-process embedder over HTTP: MLX-server, OpenAI and Ollama wire formats."""
+    import os
+
+    from amanmcp.embed.factory import select_embedder
+    from amanmcp.embed_server import API_KEY_ENV, FAULTS_ENV, Limits, bind, create_app, is_loopback
+    from amanmcp.embed_server import serve as run_server
+
+    if backend not in ("local", "static"):
+        raise UsageProblem(f"--backend must be local or static (a server cannot serve another server), not {backend!r}")
+    if max_batch < 1 or max_text_chars < 1:
+        raise UsageProblem("--max-batch and --max-text-chars must be positive")
+    _, loaded = _project(path)
+    settings = loaded.settings
+    if model:
+        section, field = ("embeddings", "model") if backend == "local" else ("static", "model")
+        settings = settings.model_copy(update={section: getattr(settings, section).model_copy(update={field: model})})
+    embedder = select_embedder(settings, backend).embedder
+    err.print(f"loading {backend} model ...")
+    embedder.embed_documents(["warm up"])  # load before announcing: /health must tell the truth
+    try:
+        sock = bind(host, port)
+    except OSError as exc:
+        raise UsageProblem(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port") from None
+    api_key = os.environ.get(API_KEY_ENV, "")
+    if not is_loopback(host) and not api_key:
+        err.print(f"[yellow]warning:[/yellow] listening on {host} without {API_KEY_ENV}: anyone who can reach it "
+                  "can use it", markup=True)
+    bound = sock.getsockname()[1]
+    identity = embedder.identity
+    print(f"amanmcp embed-server: serving {identity.model} ({backend}, {identity.dimensions}d) "
+          f"at http://{host}:{bound}", file=sys.stderr, flush=True)
+    limits = Limits(max_batch, max_text_chars)
+    app_ = create_app(embedder, backend, limits, faults=os.environ.get(FAULTS_ENV) == "1", api_key=api_key)
+    run_server(app_, sock, log_level=loaded.settings.log_level)
+
+
+@app.command()
+@friendly_errors
+def bench(
+    path: PathArg = Path("."),
+    backends: Annotated[
+        str | None, typer.Option("--backends", "-b", help="Comma-separated, e.g. local-onnx,static,openai.")
+    ] = None,
+    texts: Annotated[int, typer.Option("--texts", "-n", help="How many chunks to embed (N).")] = 256,
+    repeats: Annotated[int, typer.Option("--repeats", help="Batch-32 runs to take the median of.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Draw a PNG bar chart to this file.")] = None,
+) -> None:
+    """Benchmark embedding backends on this project's chunks: latency, chunks/s, memory."""
+    from amanmcp.bench import BenchResult, run_bench
+    from amanmcp.bench import plot as draw
+
+    root, loaded = _project(path)
+    names = [b.strip() for b in backends.split(",") if b.strip()] if backends else None
+    if texts < 1 or repeats < 1:
+        raise UsageProblem("--texts and --repeats must be positive")
+
+    def progress(result: BenchResult) -> None:
+        state = f"{result.chunks_per_s} chunks/s" if result.available else "unavailable"
+        err.print(f"  {result.name}: {state}")
+
+    try:
+        report = run_bench(root, loaded.settings, names, texts, repeats, on_result=progress)
+        if plot is not None:
+            draw(report, plot)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from None
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    table = Table(title=f"amanmcp bench: {report.texts} chunks of {root} (avg {report.avg_chars:.0f} chars), "
+                        f"{report.machine['usable_cpus']} CPUs", title_justify="left")
+    for column in ("backend", "ok", "dims", "load s", "batch-32 ms", "chunks/s", "query ms", "peak MB"):
+        table.add_column(column, justify="left" if column == "backend" else "right", no_wrap=True)
+
+    def cell(value: float | None) -> str:
+        return "—" if value is None else f"{value:,}"
+
+    for r in report.results:
+        table.add_row(r.name, "yes" if r.available else "[red]no[/red]", cell(r.dimensions), cell(r.load_s),
+                      cell(r.batch32_ms), cell(r.chunks_per_s), cell(r.query_ms), cell(r.peak_mb))
+    Console(highlight=False, width=max(out.width, 110)).print(table)  # a report: never squeeze numbers into "…"
+    for r in report.results:
+        out.print(f"  {r.name}: ", end="")
+        out.print(r.detail, markup=False)
+    for name in ("local-onnx", "local-onnx-int8", "static"):
+        ratio = report.ratio(name, "local-torch")
+        if ratio is not None:
+            out.print(f"{name} / local-torch (sentence-transformers encode): {ratio:.2f}× the chunks/s")
+    if plot is not None:
+        out.print(f"chart written to {plot}")
+
+
+@app.command()
+@friendly_errors
+def doctor(
+    path: PathOpt = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
+) -> None:
+    """Check every embedding backend, model files, device, disk and the index; say how to fix what fails."""
+    from amanmcp.doctor import run_doctor
+
+    root, loaded = _project(path)
+    report = run_doctor(root, loaded.settings)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        marks = {"ok": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "fail": "[red]✗[/red]"}
+        for check in report.checks:
+            out.print(f"{marks[check.level]} [bold]{check.name}[/bold]: ", end="")
+            out.print(check.detail, markup=False)
+            if check.fix and check.level != "ok":
+                out.print("    fix: ", end="", style="dim")
+                out.print(check.fix, markup=False, style="dim")
+        out.print("all good" if report.ok else "[red]some checks failed[/red]")
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:

@@ -27,7 +27,9 @@ class EmbeddingsSettings(_Section):
     model: str = "all-MiniLM-L6-v2"
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     batch_size: int = Field(32, ge=1, le=1024)
-    cache: bool = True
+    cache: bool = True  # query-embedding LRU (1,000 entries)
+    runtime: Literal["auto", "torch", "onnx"] = "auto"  # local backend: auto = torch on a GPU, ONNX on a CPU
+    quantize: bool = False  # local ONNX runtime: int8 dynamic quantisation (a distinct model identity)
 
 
 class SearchSettings(_Section):
@@ -54,15 +56,37 @@ class ServerSettings(_Section):
     endpoint: str = ""
     model: str = ""
     api_key: str = ""
+    timeout: float = Field(60.0, gt=0)  # seconds to wait for one batch
+    max_in_flight: int = Field(2, ge=1, le=64)  # batches sent concurrently
+
+
+# Defaults live on the classes, so a file that sets only `mlx.endpoint` keeps the default model.
+class MlxSettings(ServerSettings):
+    endpoint: str = "http://localhost:9659"
+    model: str = "small"  # small | medium | large (Qwen3-Embedding 0.6B/4B/8B) or a full model name
+
+
+class OllamaSettings(ServerSettings):
+    endpoint: str = "http://localhost:11434"
+    model: str = "qwen3-embedding:0.6b"
+
+
+class OpenAISettings(ServerSettings):
+    endpoint: str = "http://localhost:8080"  # base URL; /v1/embeddings is appended
+
+
+class StaticSettings(_Section):
+    model: str = "distilled"  # distilled (from embeddings.model, cached) | hashed | a model2vec folder or name
 
 
 class Settings(_Section):
     embeddings: EmbeddingsSettings = EmbeddingsSettings()
     search: SearchSettings = SearchSettings()
     index: IndexSettings = IndexSettings()
-    mlx: ServerSettings = ServerSettings(endpoint="http://localhost:9659", model="small")
-    ollama: ServerSettings = ServerSettings(endpoint="http://localhost:11434", model="qwen3-embedding:0.6b")
-    openai: ServerSettings = ServerSettings(endpoint="http://localhost:8080", model="")
+    mlx: MlxSettings = MlxSettings()
+    ollama: OllamaSettings = OllamaSettings()
+    openai: OpenAISettings = OpenAISettings()
+    static: StaticSettings = StaticSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
 
 
@@ -72,6 +96,9 @@ ENV_KEYS: dict[str, str] = {
     "AMANMCP_EMBEDDINGS_DEVICE": "embeddings.device",
     "AMANMCP_EMBEDDINGS_BATCH_SIZE": "embeddings.batch_size",
     "AMANMCP_EMBED_CACHE": "embeddings.cache",
+    "AMANMCP_EMBEDDINGS_RUNTIME": "embeddings.runtime",
+    "AMANMCP_EMBEDDINGS_QUANTIZE": "embeddings.quantize",
+    "AMANMCP_STATIC_MODEL": "static.model",
     "AMANMCP_MLX_ENDPOINT": "mlx.endpoint",
     "AMANMCP_MLX_MODEL": "mlx.model",
     "AMANMCP_OLLAMA_HOST": "ollama.endpoint",

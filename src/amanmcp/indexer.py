@@ -94,7 +94,7 @@ class Indexer:
         identity = self.embedder.identity
         current = self.layout.current()
         full, reason = self._needs_full(current, identity, force)
-        grow = progressive and (current is None or (not full and not _complete(current)))
+        grow = progressive and (current is None or (not full and not is_complete(current)))
         report = IndexReport(self.root, full, reason, identity=identity, timings=timings)
 
         t = time.perf_counter()
@@ -104,8 +104,8 @@ class Indexer:
         self.on_event(IndexEvent("scan", len(scan.files), len(scan.files)))
         timings["scan"] = time.perf_counter() - t
 
+        self.layout.remove_stale(keep=current)  # leftovers of a run that was killed
         if full:
-            self.layout.remove_stale(keep=current)
             target = self.layout.new_generation()
         else:
             assert current is not None
@@ -303,7 +303,7 @@ def _groups(
         yield group
 
 
-def _complete(generation: Path) -> bool:
+def is_complete(generation: Path) -> bool:
     """False for an index whose progressive first build has not finished (yet)."""
     store = IndexStore(generation, readonly=True)
     try:

@@ -27,6 +27,7 @@ SECRET_PATTERNS: tuple[str, ...] = (
     ".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.keystore", "*.jks",
     "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", ".npmrc", ".pypirc", ".htpasswd",
     "credentials", "credentials.*", "*credentials*.json", "secrets.*", "*.secret", "service-account*.json",
+    ".amanmcp.yaml", ".mcp.json",  # our settings and MCP client config: both may hold API keys
 )
 BINARY_SNIFF_BYTES = 8192
 

@@ -268,4 +268,8 @@ class Searcher:
         allowed = store.filtered_ids(filters) if filters.active else None
         hits = index.search(vector, depth, allowed)
         mode = "hybrid" if self.settings.search.bm25_weight > 0 else "vector_only"
+        provenance = getattr(self.embedder, "provenance", None)  # set by embed.factory
+        if provenance is not None and provenance.fallback:  # vectors work, but not from the preferred model
+            reason = f"embedder_fallback: {provenance.reason}"
+            return hits, SearchQuality(mode=mode, degraded=True, reason=reason, backend=backend, model=model)
         return hits, SearchQuality(mode=mode, degraded=False, reason="", backend=backend, model=model)

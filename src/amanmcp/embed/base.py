@@ -51,7 +51,8 @@ class Embedder(Protocol):
 # Models trained with an instruction on the query side only. Documents are embedded as they are;
 # the prefix travels in the identity so a search uses exactly what the index was built for.
 QUERY_INSTRUCTIONS: tuple[tuple[str, str], ...] = (
-    ("qwen3-embedding", "Instruct: Given a code search query, retrieve relevant code snippets and documentation\nQuery: "),
+    ("qwen3-embedding",
+     "Instruct: Given a code search query, retrieve relevant code snippets and documentation\nQuery: "),
     ("e5-", "query: "),
     ("bge-m3", ""),
     ("bge-", "Represent this sentence for searching relevant passages: "),

@@ -1,23 +1,36 @@
 """In-process embedding model: the fast default, no server, no network.
 
-Documents go through sentence-transformers (batched, CUDA > MPS > CPU) when torch is installed.
-Queries go through a NumPy BERT so a search never pays for importing torch; the two give the same
-vectors (a test holds them to it). Models that are not BERT safetensors use torch for both.
+Three runtimes give the same vectors for a BERT model (tests hold them to it):
+- `onnx`: a graph built from the weights and run by onnxruntime (embed/onnx_bert.py), one
+  unpadded text per run on every core at once. The CPU fast path; optional int8 dynamic
+  quantisation (a slightly different vector space, so a different model name in the identity,
+  and its queries go through the same int8 graph).
+- `torch`: sentence-transformers, for GPUs (CUDA > MPS) and for models that are not BERT.
+- `numpy`: embed/bert_numpy.py, the exact reference, and the last resort when neither library is
+  installed. Queries never import torch: they go through onnxruntime (a few ms), else NumPy.
+The NumPy runtime sorts texts by token count and batches them, so batches carry little padding;
+sentence-transformers does the same for torch.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import platform
+import shutil
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from amanmcp.embed.base import EmbedderError, EmbedderIdentity, l2_normalize
+from amanmcp.embed.base import EmbedderError, EmbedderIdentity, l2_normalize, query_prefix_for
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+RUNTIMES = ("auto", "torch", "onnx")
+INT8_SUFFIX = "+int8"
 
 
 def packaged_model_dir() -> Path | None:
@@ -45,11 +58,24 @@ def resolve_model(name: str) -> tuple[str, Path | None]:
     return name, None
 
 
-def _read_dimensions(model_dir: Path) -> int:
+def is_bert_safetensors(model_dir: Path | None) -> bool:
+    """Whether the torch-free runtimes (numpy, onnx) can run this model folder."""
+    if model_dir is None or not (model_dir / "model.safetensors").is_file():
+        return False
+    if not (model_dir / "tokenizer.json").is_file() or not (model_dir / "config.json").is_file():
+        return False
+    return json.loads((model_dir / "config.json").read_text()).get("model_type") == "bert"
+
+
+def _read_dimensions(model_dir: Path) -> int | None:
+    """From the folder's config files; None when they do not say (the loaded model will)."""
     pooling = model_dir / "1_Pooling" / "config.json"
-    if pooling.is_file():
-        return int(json.loads(pooling.read_text())["word_embedding_dimension"])
-    return int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
+    try:
+        if pooling.is_file():
+            return int(json.loads(pooling.read_text())["word_embedding_dimension"])
+        return int(json.loads((model_dir / "config.json").read_text())["hidden_size"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def _max_seq_length(model_dir: Path) -> int:
@@ -57,6 +83,19 @@ def _max_seq_length(model_dir: Path) -> int:
     if cfg.is_file():
         return int(json.loads(cfg.read_text()).get("max_seq_length", 256))
     return 256
+
+
+def has_module(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def gpu_hint() -> str | None:
+    """A GPU that torch could use, guessed without importing torch (which costs seconds)."""
+    if sys.platform == "darwin" and platform.machine() == "arm64":
+        return "mps"
+    if Path("/proc/driver/nvidia/version").exists() or shutil.which("nvidia-smi"):
+        return "cuda"
+    return None
 
 
 def pick_device(preference: str = "auto") -> str:
@@ -74,16 +113,76 @@ def pick_device(preference: str = "auto") -> str:
 class LocalEmbedder:
     """all-MiniLM-L6-v2 (or another sentence-transformers model) in this process."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "auto", batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        device: str = "auto",
+        batch_size: int = 32,
+        runtime: str = "auto",
+        quantize: bool = False,
+    ) -> None:
+        if runtime not in RUNTIMES:
+            raise EmbedderError(f"unknown local runtime {runtime!r}; choose one of: {', '.join(RUNTIMES)}")
         self.model_name, self.model_dir = resolve_model(model)
         self.device_preference = device
         self.batch_size = batch_size
+        self.requested_runtime = runtime
+        self.quantize = quantize
         self._dims: int | None = _read_dimensions(self.model_dir) if self.model_dir else None
         self._lock = threading.Lock()
         self._st: Any = None
         self._numpy: Any = None
+        self._onnx: dict[bool, Any] = {}  # int8? → session
         self._tokenizer: Any = None
+        self._runtime: str | None = None
         self.device: str | None = None
+
+    # -- what runs ------------------------------------------------------------------------------
+
+    @property
+    def runtime(self) -> str:
+        """torch | onnx | numpy, decided once without importing torch unless a GPU is likely."""
+        if self._runtime is None:
+            self._runtime = self._choose_runtime()
+        return self._runtime
+
+    def _choose_runtime(self) -> str:
+        bert = is_bert_safetensors(self.model_dir)
+        onnx_ok = bert and has_module("onnxruntime") and has_module("onnx")
+        torch_ok = has_module("torch") and has_module("sentence_transformers")
+        if self.requested_runtime == "onnx":
+            if not bert:
+                raise EmbedderError(f"the onnx runtime runs BERT safetensors models only; {self.model_name} is not one")
+            if not onnx_ok:
+                raise EmbedderError("the onnx runtime needs `pip install onnxruntime onnx`")
+            self.device = "cpu"
+            return "onnx"
+        if self.requested_runtime == "torch":
+            if not torch_ok:
+                raise EmbedderError("the torch runtime needs `pip install torch==2.13.0 sentence-transformers`")
+            return "torch"
+        gpu = self.device_preference if self.device_preference in ("cuda", "mps") else None
+        if self.device_preference == "auto":
+            gpu = gpu_hint()
+        if torch_ok and (gpu or not bert):
+            return "torch"
+        if onnx_ok and self.device_preference in ("auto", "cpu"):
+            self.device = "cpu"
+            return "onnx"
+        if torch_ok:
+            return "torch"
+        if bert:
+            self.device = "cpu"
+            return "numpy"
+        raise EmbedderError(
+            f"model {self.model_name} needs torch: `pip install torch==2.13.0 sentence-transformers`, "
+            "or choose `--backend static`"
+        )
+
+    @property
+    def int8(self) -> bool:
+        return self.runtime == "onnx" and self.quantize
 
     @property
     def dimensions(self) -> int:
@@ -93,73 +192,127 @@ class LocalEmbedder:
 
     @property
     def identity(self) -> EmbedderIdentity:
-        return EmbedderIdentity("local", self.model_name, self.dimensions, True, "")
+        model = self.model_name + (INT8_SUFFIX if self.int8 else "")
+        return EmbedderIdentity("local", model, self.dimensions, True, query_prefix_for(self.model_name))
+
+    def describe(self) -> str:
+        """For status lines: which runtime and device do the work, for documents and for queries."""
+        runtime = self.runtime + ("-int8" if self.int8 else "")
+        if not is_bert_safetensors(self.model_dir):
+            queries = runtime
+        else:
+            queries = "onnx" + ("-int8" if self.int8 else "") if has_module("onnxruntime") else "numpy"
+        return f"{self.model_name} via {runtime} on {self.device or 'auto device'} (queries via {queries})"
+
+    # -- embedding ------------------------------------------------------------------------------
 
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
-        try:
+        if self.runtime == "torch":
             model = self._sentence_transformer()
-        except ImportError:
-            return self._embed_numpy(texts)
-        vectors = model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False)
-        return np.asarray(vectors, dtype=np.float32)
+            vectors = model.encode(
+                texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+            )
+            return np.asarray(vectors, dtype=np.float32)
+        if self.runtime == "onnx":
+            return self._embed_onnx(texts, self.int8)
+        return self._embed_bucketed(self._numpy_model(), texts)
 
     def embed_query(self, text: str) -> np.ndarray:
-        if self._numpy_runtime_ok():
-            return self._embed_numpy([text])[0]
-        return self.embed_documents([text])[0]
+        """Never through torch: onnxruntime (≈ 2-10 ms, same session kind as the documents'),
+        else NumPy. Both give the torch model's vectors for fp32 (tests hold them to it)."""
+        if not is_bert_safetensors(self.model_dir):
+            return self.embed_documents([text])[0]
+        if self.int8 or (has_module("onnxruntime") and has_module("onnx")):
+            return self._embed_onnx([text], self.int8)[0]
+        return self._embed_bucketed(self._numpy_model(), [text])[0]
 
-    # -- runtimes -------------------------------------------------------------------------------
+    def _embed_onnx(self, texts: list[str], int8: bool) -> np.ndarray:
+        """One unpadded text per run, longest first so the cores finish together (see OnnxBert)."""
+        session = self._onnx_session(int8)
+        encodings = self._bert_tokenizer().encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        inputs = []
+        for i in order:
+            ids = np.asarray([encodings[i].ids], dtype=np.int64)
+            inputs.append((ids, np.ones_like(ids)))
+        result = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        result[order] = np.concatenate(session.encode_each(inputs), axis=0)
+        return l2_normalize(result)
 
-    def _numpy_runtime_ok(self) -> bool:
-        if self.model_dir is None or not (self.model_dir / "model.safetensors").is_file():
-            return False
-        config = json.loads((self.model_dir / "config.json").read_text())
-        return config.get("model_type") == "bert" and (self.model_dir / "tokenizer.json").is_file()
+    def _embed_bucketed(self, encoder: Any, texts: list[str]) -> np.ndarray:
+        """Tokenise all, sort by token count, encode in batches of similar length (little padding)."""
+        tokenizer = self._bert_tokenizer()
+        encodings = tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        result = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            width = max(len(encodings[i].ids) for i in idx)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+            result[idx] = encoder.encode(ids, mask)
+        return l2_normalize(result)
 
-    def _embed_numpy(self, texts: list[str]) -> np.ndarray:
+    # -- runtimes (loaded once, lazily) ---------------------------------------------------------
+
+    def _bert_tokenizer(self) -> Any:
         with self._lock:
-            if self._numpy is None:
-                if not self._numpy_runtime_ok():
+            if self._tokenizer is None:
+                if not is_bert_safetensors(self.model_dir):
                     raise EmbedderError(f"model {self.model_name} needs torch: pip install torch==2.13.0")
                 from tokenizers import Tokenizer
-
-                from amanmcp.embed.bert_numpy import NumpyBert
 
                 assert self.model_dir is not None
                 tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
                 tokenizer.enable_truncation(_max_seq_length(self.model_dir))
                 tokenizer.no_padding()
                 self._tokenizer = tokenizer
+            return self._tokenizer
+
+    def _numpy_model(self) -> Any:
+        self._bert_tokenizer()  # validates the model folder
+        with self._lock:
+            if self._numpy is None:
+                from amanmcp.embed.bert_numpy import NumpyBert
+
+                assert self.model_dir is not None
                 self._numpy = NumpyBert(self.model_dir)
-        out = []
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad less
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            encodings = self._tokenizer.encode_batch([texts[i] for i in idx])
-            width = max(len(e.ids) for e in encodings)
-            ids = np.zeros((len(idx), width), dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for row, enc in enumerate(encodings):
-                ids[row, : len(enc.ids)] = enc.ids
-                mask[row, : len(enc.ids)] = 1
-            out.append((idx, self._numpy.encode(ids, mask)))
-        result = np.zeros((len(texts), self.dimensions), dtype=np.float32)
-        for idx, vectors in out:
-            result[idx] = vectors
-        return l2_normalize(result)
+            return self._numpy
+
+    def _onnx_session(self, int8: bool) -> Any:
+        self._bert_tokenizer()
+        with self._lock:
+            if int8 not in self._onnx:
+                from amanmcp.embed.onnx_bert import OnnxBert, ensure_onnx_model
+
+                assert self.model_dir is not None
+                try:
+                    path = ensure_onnx_model(self.model_dir, self.model_name, quantize=int8)
+                except OSError as exc:
+                    raise EmbedderError(f"cannot write the ONNX model to the cache: {exc}") from exc
+                self._onnx[int8] = OnnxBert(path)
+            return self._onnx[int8]
 
     def _sentence_transformer(self) -> Any:
         with self._lock:
             if self._st is None:
                 if self.model_dir is not None:  # a local folder: never ask a hub
                     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                from sentence_transformers import SentenceTransformer
-                from transformers.utils import logging as hf_logging
+                try:
+                    from sentence_transformers import SentenceTransformer
+                    from transformers.utils import logging as hf_logging
+                except ImportError as exc:
+                    raise EmbedderError(
+                        f"model {self.model_name} needs torch: `pip install torch==2.13.0 sentence-transformers`"
+                    ) from exc
 
                 hf_logging.disable_progress_bar()
-
                 self.device = pick_device(self.device_preference)
                 source = str(self.model_dir) if self.model_dir else self.model_name
                 try:

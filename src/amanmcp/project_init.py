@@ -1,0 +1,112 @@
+"""`amanmcp init`: set a project up for amanmcp and for MCP clients, safely re-runnable.
+
+Writes `.amanmcp.yaml` only when absent (pinning the detected backend, so the index never mixes
+vector spaces), keeps `.amanmcp/` out of git, and registers the server in `.mcp.json` (Claude
+Code's project scope) without touching other servers or a working entry the user edited.
+Nothing here prints: the CLI renders the returned report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from amanmcp.config import INDEX_DIR, PROJECT_FILE, ConfigError, Settings
+from amanmcp.embed.factory import select_embedder
+
+MCP_JSON = ".mcp.json"
+SERVER_NAME = "amanmcp"
+
+
+@dataclass(frozen=True, slots=True)
+class InitReport:
+    root: Path
+    backend: str
+    reason: str  # why this backend
+    config: str  # created | kept
+    gitignore: str  # created | added | kept
+    mcp_json: str  # created | added | updated | kept
+    command: str  # what `.mcp.json` runs
+    user_scope: str  # the `claude mcp add` line for every project of this user
+
+
+def amanmcp_command() -> str:
+    """Absolute path of the `amanmcp` executable: MCP clients do not share the shell's PATH/venv."""
+    beside = Path(sys.executable).parent / "amanmcp"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("amanmcp")
+    return str(Path(found).resolve()) if found else "amanmcp"
+
+
+def init_project(root: Path, settings: Settings, backend: str | None = None) -> InitReport:
+    selection = select_embedder(settings, backend)
+    command = amanmcp_command()
+    return InitReport(
+        root=root,
+        backend=selection.backend,
+        reason=selection.reason,
+        config=_write_config(root, selection.backend, selection.embedder.identity.model),
+        gitignore=_ignore_index(root),
+        mcp_json=_register(root, command),
+        command=command,
+        user_scope=f"claude mcp add --scope user {SERVER_NAME} -- {shlex.quote(command)} serve",
+    )
+
+
+def _write_config(root: Path, backend: str, model: str) -> str:
+    path = root / PROJECT_FILE
+    if path.exists():
+        return "kept"
+    path.write_text(
+        "# amanmcp settings for this project. They override ~/.config/amanmcp/config.yaml; AMANMCP_*\n"
+        "# environment variables override both. `amanmcp config show` lists every setting and its source.\n"
+        "embeddings:\n"
+        f"  provider: {backend}  # detected by `amanmcp init` (model {model}); auto|local|mlx|ollama|openai|static\n"
+        "index:\n"
+        "  exclude: []  # extra gitignore-style patterns to leave out of the index\n",
+        encoding="utf-8",
+    )
+    return "created"
+
+
+def _ignore_index(root: Path) -> str:
+    path = root / ".gitignore"
+    entry = f"{INDEX_DIR}/"
+    if not path.exists():
+        path.write_text(f"{entry}\n", encoding="utf-8")
+        return "created"
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if any(line.strip().strip("/") == INDEX_DIR for line in text.splitlines()):
+        return "kept"
+    path.write_text(text + ("" if text.endswith("\n") or not text else "\n") + f"{entry}\n", encoding="utf-8")
+    return "added"
+
+
+def _register(root: Path, command: str) -> str:
+    path = root / MCP_JSON
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8") or "{}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid JSON ({exc}); fix or remove it, then re-run `amanmcp init`") from None
+        if not isinstance(data, dict) or not isinstance(data.get("mcpServers", {}), dict):
+            raise ConfigError(f"{path}: expected {{\"mcpServers\": {{...}}}} at the top level")
+    servers = data.setdefault("mcpServers", {})
+    entry = servers.get(SERVER_NAME)
+    wanted = {"command": command, "args": ["serve"]}
+    if isinstance(entry, dict) and "serve" in entry.get("args", []) and shutil.which(str(entry.get("command", ""))):
+        return "kept"  # a working entry, perhaps edited on purpose (env, another path): leave it
+    outcome = "created" if not path.exists() else "updated" if entry is not None else "added"
+    servers[SERVER_NAME] = {**entry, **wanted} if isinstance(entry, dict) else wanted
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return outcome
