@@ -122,7 +122,8 @@ def index(
     mode = "full rebuild" if report.full_rebuild else "incremental"
     out.print(
         f"{mode} ({report.reason}): {report.files_changed} files (re)indexed, {report.files_removed} removed, "
-        f"{report.chunks_embedded} chunks embedded at {report.chunks_per_second:.1f} chunks/s; "
+        f"{report.chunks_embedded} chunks embedded at {report.chunks_per_second:.1f} chunks/s"
+        f"{f' ({report.chunks_reused} unchanged kept their vectors)' if report.chunks_reused else ''}; "
         f"index holds {report.files_total} files, {report.chunks_total} chunks"
     )
     if report.skipped:

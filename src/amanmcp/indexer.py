@@ -138,6 +138,7 @@ class Indexer:
                 t = time.perf_counter()
                 self.embedder.embed_documents(["warm up"])
                 timings["load"] = time.perf_counter() - t
+                self.on_event(IndexEvent("embed", 0, to_embed))  # the bar and its clock start now
 
             store.delete_files(removed)
             embedded = stored = 0
