@@ -217,7 +217,7 @@ class Indexer:
         if recorded is None or EmbedderIdentity.from_dict(recorded) != identity:
             old = EmbedderIdentity.from_dict(recorded).label() if recorded else "unknown"
             return True, f"embedder changed ({old} → {identity.label()}): re-embedding every chunk"
-        return False, "incremental"
+        return False, "content hashes decide what is re-embedded"
 
     def _changed_files(
         self,
