@@ -926,3 +926,49 @@ def test_bad_window_settings_are_rejected() -> None:
 )  # fmt: skip
 def test_detect_language(path: str, language: str | None) -> None:
     assert detect_language(path) == language
+
+
+def test_lines_about_a_member_join_it_instead_of_becoming_header_fragments() -> None:
+    code = src('''
+        class Manager:
+            """Hands out querysets."""
+
+            def as_manager(cls):
+                return cls()
+
+            as_manager.queryset_only = True
+            as_manager = classmethod(as_manager)
+
+            limit = 10
+
+            def count(self):
+                return 0
+    ''')
+    assert spans("m.py", code, max_chunk_lines=6) == [
+        (1, 2, "Manager", "class"),
+        (4, 8, "Manager.as_manager", "method"),
+        (10, 10, "Manager", "class"),  # not about as_manager: stays a header line
+        (12, 13, "Manager.count", "method"),
+    ]
+
+
+def test_a_comment_banner_joins_the_member_it_introduces() -> None:
+    code = src('''
+        class Store:
+            """Keeps things."""
+
+            def put(self, x):
+                return x
+
+            ###################
+            # PRIVATE METHODS #
+            ###################
+
+            def _flush(self):
+                return None
+    ''')
+    assert spans("s.py", code, max_chunk_lines=7) == [
+        (1, 2, "Store", "class"),
+        (4, 5, "Store.put", "method"),
+        (7, 12, "Store._flush", "method"),
+    ]

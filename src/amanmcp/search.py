@@ -218,22 +218,17 @@ class Searcher:
         weight = self.settings.search.symbol_weight
         if not words or weight <= 0:
             return [], 0.0
-        rows = store.by_name(list(words), 200, filters)
-        seen: set[str] = set()
+        rows = store.by_name(list(words), 200, filters)  # in file order: first window first
+        first: dict[tuple[str, str], tuple[int, str | None]] = {}
+        for cid, path, symbol, kind in rows:  # a big symbol's later windows are not its definition
+            first.setdefault((path, symbol), (cid, kind))
 
-        def order(row: tuple[int, str, str | None]) -> tuple[int, int, int]:
-            _, symbol, kind = row
-            own = symbol.rsplit(".", 1)[-1]
-            exact = 0 if own in words.values() else 1
-            rank = 1 if kind == "method" else 0 if kind in DEFINITIONS else 2
-            return exact, rank, 0
+        def order(item: tuple[tuple[str, str], tuple[int, str | None]]) -> tuple[int, int]:
+            (_, symbol), (_, kind) = item
+            exact = 0 if symbol.rsplit(".", 1)[-1] in words.values() else 1
+            return exact, 1 if kind == "method" else 0 if kind in DEFINITIONS else 2
 
-        ranked = []
-        for cid, symbol, _ in sorted(rows, key=order):
-            later_window = symbol in seen
-            seen.add(symbol)
-            ranked.append((later_window, cid))
-        return [cid for _, cid in sorted(ranked, key=lambda x: x[0])], weight
+        return [cid for _, (cid, _) in sorted(first.items(), key=order)], weight
 
     def _vector_candidates(
         self, store: IndexStore, query: str, depth: int, filters: Filters

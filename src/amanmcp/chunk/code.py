@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 from tree_sitter import Node, Parser
 from tree_sitter_language_pack import get_parser
@@ -15,6 +16,8 @@ _PARSERS: dict[str, Parser | None] = {}
 
 _LEAF_KINDS = frozenset({"function", "method", "type", "macro", "test"})
 _CLASS_KINDS = frozenset({"class", "struct", "interface", "enum", "trait", "impl"})
+_STRAY_LINES = 3  # at most this many code lines between two members join the member above
+_COMMENT = re.compile(r"\s*(#|//|/\*|\*|--|;)")
 
 
 def _parser(grammar: str) -> Parser | None:
@@ -102,10 +105,39 @@ class _Walker:
         if not children:
             em.span(sym.start, sym.end, sym.name, sym.kind)
             return
+        if sym.kind in _CLASS_KINDS:
+            children = self._absorb_strays(children, sym.end)
         covered = [(c.start, c.end) for c in children]
         em.gaps(sym.start, sym.end, covered, sym.name, sym.kind, skip_trivial=True)
         for child in children:
             self.emit(child)
+
+    def _absorb_strays(self, children: list[_Sym], end: int) -> list[_Sym]:
+        """Stray lines between members join a member instead of becoming header fragments.
+
+        Lines right after a member that are about it (`as_manager.queryset_only = True`) join
+        that member; a run of only comments before a member (a `# PRIVATE METHODS #` banner)
+        joins the member it introduces. Left alone they become two-line chunks named after the
+        container, which crowd the container's real header out of the results.
+        """
+        lines = self.em.lines
+        out = [replace(c) for c in children]
+        for i, child in enumerate(out):
+            stop = children[i + 1].start - 1 if i + 1 < len(children) else end
+            own = re.compile(rf"\b{re.escape(child.name.rsplit('.', 1)[-1])}\b")
+            taken = 0
+            for row in range(child.end + 1, stop + 1):
+                if not lines[row].strip():
+                    continue
+                if taken == _STRAY_LINES or not own.search(lines[row]) or not self.em.fits(child.start, row):
+                    break
+                child.end, taken = row, taken + 1
+            if i + 1 < len(out):
+                rest = [r for r in range(child.end + 1, stop + 1) if lines[r].strip()]
+                nxt = out[i + 1]
+                if rest and all(_COMMENT.match(lines[r]) for r in rest) and self.em.fits(rest[0], nxt.end):
+                    nxt.start = rest[0]
+        return out
 
     def _outer(self, node: Node, root: Node) -> Node:
         """Grow to wrappers that hold only this definition (decorators, `export`, `template<>`)."""

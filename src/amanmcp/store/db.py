@@ -14,7 +14,7 @@ import numpy as np
 from amanmcp.models import Chunk
 from amanmcp.tokens import index_words
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4  # bump when the tables or the chunking change: old indexes are rebuilt
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -187,14 +187,14 @@ class IndexStore:
         )
         return [r[0] for r in rows]
 
-    def by_name(self, names: Sequence[str], limit: int, filters: Filters) -> list[tuple[int, str, str | None]]:
-        """(id, symbol, symbol_type) of chunks whose symbol is named one of `names` (lowercase)."""
+    def by_name(self, names: Sequence[str], limit: int, filters: Filters) -> list[tuple[int, str, str, str | None]]:
+        """(id, path, symbol, symbol_type) of chunks whose symbol is named one of `names` (lowercase)."""
         if not names:
             return []
         where, args = filters.sql()
         marks = ",".join("?" * len(names))
         rows = self.conn.execute(
-            f"SELECT c.id, c.symbol, c.symbol_type FROM chunks c WHERE c.name IN ({marks}) AND {where} "
+            f"SELECT c.id, c.path, c.symbol, c.symbol_type FROM chunks c WHERE c.name IN ({marks}) AND {where} "
             "ORDER BY c.path, c.start_line LIMIT ?",
             (*names, *args, limit),
         )
