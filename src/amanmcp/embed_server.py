@@ -38,7 +38,6 @@ from amanmcp.embed.base import Embedder
 
 log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 9659
 FAULTS_ENV = "AMANMCP_EMBED_SERVER_FAULTS"
 API_KEY_ENV = "AMANMCP_EMBED_SERVER_API_KEY"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,9 +47,11 @@ class ScanResult:
     skipped: Counter[str] = field(default_factory=Counter)
 
 
+_SECRET = re.compile("|".join(fnmatch.translate(p) for p in SECRET_PATTERNS))  # one match a file, not 25
+
+
 def is_secret(name: str) -> bool:
-    lower = name.lower()
-    return any(fnmatch.fnmatchcase(lower, p) for p in SECRET_PATTERNS)
+    return _SECRET.match(name.lower()) is not None
 
 
 def read_text(path: Path) -> str | None:

@@ -14,6 +14,7 @@ sentence-transformers does the same for torch.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -130,6 +131,7 @@ class LocalEmbedder:
         self.requested_runtime = runtime
         self.quantize = quantize
         self._dims: int | None = _read_dimensions(self.model_dir) if self.model_dir else None
+        self._bert = is_bert_safetensors(self.model_dir)  # read once: queries must not touch the disk
         self._lock = threading.Lock()
         self._st: Any = None
         self._numpy: Any = None
@@ -148,7 +150,7 @@ class LocalEmbedder:
         return self._runtime
 
     def _choose_runtime(self) -> str:
-        bert = is_bert_safetensors(self.model_dir)
+        bert = self._bert
         onnx_ok = bert and has_module("onnxruntime") and has_module("onnx")
         torch_ok = has_module("torch") and has_module("sentence_transformers")
         if self.requested_runtime == "onnx":
@@ -180,6 +182,13 @@ class LocalEmbedder:
             "or choose `--backend static`"
         )
 
+    @functools.cached_property
+    def query_runtime(self) -> str:
+        """Never torch for a BERT model: onnxruntime (2-10 ms a query), else NumPy."""
+        if not self._bert:
+            return self.runtime
+        return "onnx" if self.int8 or (has_module("onnxruntime") and has_module("onnx")) else "numpy"
+
     @property
     def int8(self) -> bool:
         return self.runtime == "onnx" and self.quantize
@@ -197,11 +206,8 @@ class LocalEmbedder:
 
     def describe(self) -> str:
         """For status lines: which runtime and device do the work, for documents and for queries."""
-        runtime = self.runtime + ("-int8" if self.int8 else "")
-        if not is_bert_safetensors(self.model_dir):
-            queries = runtime
-        else:
-            queries = "onnx" + ("-int8" if self.int8 else "") if has_module("onnxruntime") else "numpy"
+        suffix = "-int8" if self.int8 else ""
+        runtime, queries = self.runtime + suffix, self.query_runtime + (suffix if self.query_runtime == "onnx" else "")
         return f"{self.model_name} via {runtime} on {self.device or 'auto device'} (queries via {queries})"
 
     # -- embedding ------------------------------------------------------------------------------
@@ -222,11 +228,11 @@ class LocalEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         """Never through torch: onnxruntime (≈ 2-10 ms, same session kind as the documents'),
         else NumPy. Both give the torch model's vectors for fp32 (tests hold them to it)."""
-        if not is_bert_safetensors(self.model_dir):
-            return self.embed_documents([text])[0]
-        if self.int8 or (has_module("onnxruntime") and has_module("onnx")):
+        if self.query_runtime == "onnx":
             return self._embed_onnx([text], self.int8)[0]
-        return self._embed_bucketed(self._numpy_model(), [text])[0]
+        if self.query_runtime == "numpy":
+            return self._embed_bucketed(self._numpy_model(), [text])[0]
+        return self.embed_documents([text])[0]
 
     def _embed_onnx(self, texts: list[str], int8: bool) -> np.ndarray:
         """One unpadded text per run, longest first so the cores finish together (see OnnxBert)."""
@@ -264,7 +270,7 @@ class LocalEmbedder:
     def _bert_tokenizer(self) -> Any:
         with self._lock:
             if self._tokenizer is None:
-                if not is_bert_safetensors(self.model_dir):
+                if not self._bert:
                     raise EmbedderError(f"model {self.model_name} needs torch: pip install torch==2.13.0")
                 from tokenizers import Tokenizer
 

@@ -1,7 +1,7 @@
 """Where an index lives: SQLite for files, chunks and BM25; a vector index beside it."""
 
-from amanmcp.store.db import IndexStore, StoredChunk
+from amanmcp.store.db import IndexStore
 from amanmcp.store.layout import IndexLayout
 from amanmcp.store.vectors import VectorIndex
 
-__all__ = ["IndexLayout", "IndexStore", "StoredChunk", "VectorIndex"]
+__all__ = ["IndexLayout", "IndexStore", "VectorIndex"]

@@ -43,12 +43,6 @@ class FileRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredChunk:
-    id: int
-    chunk: Chunk
-
-
-@dataclass(frozen=True, slots=True)
 class Filters:
     content_type: str | None = None  # "code" | "docs"
     language: str | None = None
