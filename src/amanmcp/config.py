@@ -79,6 +79,20 @@ class StaticSettings(_Section):
     model: str = "distilled"  # distilled (from embeddings.model, cached) | hashed | a model2vec folder or name
 
 
+class RerankerSettings(_Section):
+    """An optional rerank server (MLX server, text-embeddings-inference, or a Cohere-style API).
+
+    Off unless `endpoint` is set; then the top `candidates` results of a search are re-scored by it.
+    """
+
+    endpoint: str = ""  # base URL; /rerank (or /v1/rerank) is appended. Empty = reranking off
+    model: str = ""  # sent in requests when set; empty = whatever the server serves
+    api_key: str = ""  # sent as `Authorization: Bearer <key>` when set
+    format: Literal["auto", "mlx", "tei", "cohere"] = "auto"  # auto: `documents` form, then the tei `texts` form
+    candidates: int = Field(30, ge=2, le=100)  # how many top results are reranked
+    timeout: float = Field(10.0, gt=0)  # seconds to wait for one rerank request
+
+
 class Settings(_Section):
     embeddings: EmbeddingsSettings = EmbeddingsSettings()
     search: SearchSettings = SearchSettings()
@@ -87,6 +101,7 @@ class Settings(_Section):
     ollama: OllamaSettings = OllamaSettings()
     openai: OpenAISettings = OpenAISettings()
     static: StaticSettings = StaticSettings()
+    reranker: RerankerSettings = RerankerSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
 
 
@@ -106,9 +121,12 @@ ENV_KEYS: dict[str, str] = {
     "AMANMCP_OPENAI_BASE_URL": "openai.endpoint",
     "AMANMCP_OPENAI_MODEL": "openai.model",
     "AMANMCP_OPENAI_API_KEY": "openai.api_key",
+    "AMANMCP_RERANKER_ENDPOINT": "reranker.endpoint",
+    "AMANMCP_RERANKER_MODEL": "reranker.model",
+    "AMANMCP_RERANKER_API_KEY": "reranker.api_key",
     "AMANMCP_LOG_LEVEL": "log_level",
 }
-SECRET_KEYS = {"openai.api_key"}
+SECRET_KEYS = {"openai.api_key", "reranker.api_key"}
 
 
 class ConfigError(Exception):

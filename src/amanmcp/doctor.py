@@ -174,21 +174,16 @@ def _disk(root: Path, add: Add) -> None:
 
 
 def _index(root: Path, current: EmbedderIdentity | None, add: Add) -> None:
-    from amanmcp.store import IndexLayout, IndexStore
+    from amanmcp.store import IndexLayout, load_meta
 
     generation = IndexLayout(root).current()
     if generation is None:
         add(Check("index", "warn", f"{root} is not indexed yet", f"run `amanmcp index {root}`"))
         return
-    store = IndexStore(generation, readonly=True)
-    try:
-        recorded = store.get_meta("embedder")
-    finally:
-        store.close()
-    if not recorded:
+    built = load_meta(generation).identity
+    if built is None:
         add(Check("index", "fail", "the index records no embedder", f"run `amanmcp index --force {root}`"))
         return
-    built = EmbedderIdentity.from_dict(recorded)
     if current is None:
         add(Check("index", "fail", f"built with {built.label()}; no embedder is usable now, so searches are BM25-only",
                   f"make `{built.backend}` available again"))

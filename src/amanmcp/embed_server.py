@@ -7,6 +7,13 @@ One GPU box can embed for a team, and every HTTP client of ours is tested agains
     POST /embed_batch       {"texts", "model"?}  → {"embeddings", "model", "dim"}        (MLX server)
     GET  /v1/models, POST /v1/embeddings {"input", "model"?} → {"data": [{"index", "embedding"}]} (OpenAI)
     GET  /api/tags,  POST /api/embed {"model"?, "input"} → {"embeddings"}                (Ollama)
+    POST /rerank, /v1/rerank {"query", "documents" | "texts", "model"?, "top_k" | "top_n"?}
+         → {"results": [{"index", "score", "relevance_score", "document"}], "model", "query", "count"}
+           (MLX server, Cohere/Jina/Infinity and text-embeddings-inference request forms)
+
+Reranking here is the embedder's own: the cosine similarity of the embedded query (with the model's
+query instruction) and each embedded document, best first. A cross-encoder ranks better; this one
+lets the rerank clients be tested end to end and gives a team one server for both jobs.
 
 The server names the model it serves (in /health, /v1/models and /api/tags) and accepts that
 name, or none, in requests. Requests over the batch, text or body limits get a 4xx; every error
@@ -125,6 +132,18 @@ class EmbedService:
 
         return await anyio.to_thread.run_sync(run)
 
+    async def similarities(self, query: str, documents: list[str]) -> np.ndarray:
+        """Cosine similarity of the query (embedded as a search embeds it) and each document."""
+
+        def run() -> np.ndarray:
+            prefix = self.embedder.identity.query_prefix
+            with self._lock:
+                query_vector = np.asarray(self.embedder.embed_query(prefix + query), dtype=np.float32)
+                vectors = np.asarray(self.embedder.embed_documents(documents), dtype=np.float32)
+            return vectors @ query_vector  # rows are L2-normalised: a dot product is the cosine
+
+        return await anyio.to_thread.run_sync(run)
+
 
 def create_app(
     embedder: Embedder, backend: str, limits: Limits | None = None, faults: bool = False, api_key: str = ""
@@ -234,6 +253,34 @@ def create_app(
         vectors = await service.embed(texts)
         return {"model": service.model, "embeddings": rows(vectors)}
 
+    async def rerank(request: Request) -> dict[str, Any]:
+        data = await read_json(request)
+        service.check_model(data.get("model"))
+        query = data.get("query")
+        if not isinstance(query, str):
+            raise ApiError(400, "missing 'query' (a string)")
+        if not query.strip():
+            raise ApiError(400, "'query' is empty")
+        most = service.limits.max_text_chars
+        if len(query) > most:
+            raise ApiError(413, f"the query has {len(query):,} characters; the limit is {most:,}")
+        field_name = "documents" if "documents" in data else "texts"
+        if field_name not in data:
+            raise ApiError(400, "missing 'documents' (or 'texts'): a list of strings")
+        if not isinstance(data[field_name], list):
+            raise ApiError(400, f"'{field_name}' must be a list of strings")
+        documents = service.check_texts([_document_text(d) for d in data[field_name]], field_name)
+        limit = _top(data)
+        scores = await service.similarities(query, documents)
+        order = sorted(range(len(documents)), key=lambda i: (-float(scores[i]), i))
+        if limit is not None:
+            order = order[:limit]
+        results = [
+            {"index": i, "score": float(scores[i]), "relevance_score": float(scores[i]), "document": documents[i]}
+            for i in order
+        ]
+        return {"results": results, "model": service.model, "query": query, "count": len(results)}
+
     async def set_faults(request: Request) -> dict[str, Any]:
         assert switch is not None
         data = await read_json(request)
@@ -254,6 +301,8 @@ def create_app(
         Route("/v1/embeddings", endpoint(openai_embeddings, openai_errors=True), methods=["POST"]),
         Route("/api/tags", endpoint(ollama_tags), methods=["GET"]),
         Route("/api/embed", endpoint(ollama_embed), methods=["POST"]),
+        Route("/rerank", endpoint(rerank), methods=["POST"]),
+        Route("/v1/rerank", endpoint(rerank, openai_errors=True), methods=["POST"]),
     ]
     if switch is not None:
         routes.append(Route("/_faults", endpoint(set_faults, faulty=False), methods=["POST"]))
@@ -264,6 +313,25 @@ def create_app(
         return _error(status, f"{message}: {request.method} {request.url.path}", request.url.path.startswith("/v1/"))
 
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
+
+
+def _document_text(document: Any) -> Any:
+    """Cohere-style APIs also accept `{"text": ...}` objects; anything else is checked as it is."""
+    if isinstance(document, dict) and isinstance(document.get("text"), str):
+        return document["text"]
+    return document
+
+
+def _top(data: dict[str, Any]) -> int | None:
+    """`top_k` (MLX server) or `top_n` (Cohere): how many results to answer; None = all."""
+    for key in ("top_k", "top_n"):
+        value = data.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ApiError(400, f"'{key}' must be a positive integer")
+        return value
+    return None
 
 
 def _authorized(request: Request, api_key: str) -> bool:

@@ -21,8 +21,9 @@ from amanmcp.chunk import chunk_file, detect_language
 from amanmcp.config import Settings
 from amanmcp.embed.base import Embedder, EmbedderIdentity
 from amanmcp.models import Chunk
+from amanmcp.ranking.features import features
 from amanmcp.scan import ScannedFile, Scanner, read_text
-from amanmcp.store import IndexLayout, IndexStore, VectorIndex
+from amanmcp.store import IndexLayout, IndexStore, VectorIndex, load_meta, read_meta
 from amanmcp.store.db import SCHEMA_VERSION, FileRecord
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class Indexer:
         identity = self.embedder.identity
         current = self.layout.current()
         full, reason = self._needs_full(current, identity, force)
-        grow = progressive and (current is None or (not full and not is_complete(current)))
+        grow = progressive and (current is None or (not full and not load_meta(current).complete))
         report = IndexReport(self.root, full, reason, identity=identity, timings=timings)
 
         t = time.perf_counter()
@@ -151,7 +152,8 @@ class Indexer:
                 t = time.perf_counter()
                 offset = 0
                 for record, chunks in group:
-                    store.put_file(record, chunks, vectors[offset : offset + len(chunks)])
+                    traits = [features(c.content) for c in chunks]
+                    store.put_file(record, chunks, vectors[offset : offset + len(chunks)], traits)
                     offset += len(chunks)
                     stored += 1
                     self.on_event(IndexEvent("store", stored, len(per_file)))
@@ -187,7 +189,7 @@ class Indexer:
     ) -> None:
         """Stamp and commit (store time), then rebuild the vector cache from SQLite (index time)."""
         t = time.perf_counter()
-        version = int(store.get_meta("vectors_version") or 0) + 1
+        version = read_meta(store).vectors_version + 1
         store.set_meta("schema_version", SCHEMA_VERSION)
         store.set_meta("embedder", identity.to_dict())
         store.set_meta("vectors_version", version)
@@ -206,16 +208,11 @@ class Indexer:
             return True, "no index yet"
         if force:
             return True, "--force"
-        store = IndexStore(current, readonly=True)
-        try:
-            schema = store.get_meta("schema_version")
-            recorded = store.get_meta("embedder")
-        finally:
-            store.close()
-        if schema != SCHEMA_VERSION:
-            return True, f"index schema {schema} is not {SCHEMA_VERSION}"
-        if recorded is None or EmbedderIdentity.from_dict(recorded) != identity:
-            old = EmbedderIdentity.from_dict(recorded).label() if recorded else "unknown"
+        meta = load_meta(current)
+        if not meta.current_schema:
+            return True, f"index schema {meta.schema_version} is not {SCHEMA_VERSION}"
+        if meta.identity != identity:
+            old = meta.identity.label() if meta.identity else "unknown"
             return True, f"embedder changed ({old} → {identity.label()}): re-embedding every chunk"
         return False, "content hashes decide what is re-embedded"
 
@@ -302,15 +299,6 @@ def _groups(
             group, count = [], 0
     if group:
         yield group
-
-
-def is_complete(generation: Path) -> bool:
-    """False for an index whose progressive first build has not finished (yet)."""
-    store = IndexStore(generation, readonly=True)
-    try:
-        return store.get_meta("complete") is not False
-    finally:
-        store.close()
 
 
 def _hash(text: str) -> str:

@@ -7,6 +7,7 @@ otherwise the search says so and answers from BM25 alone.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -15,12 +16,16 @@ from pydantic import BaseModel
 
 from amanmcp.config import Settings
 from amanmcp.embed.base import Embedder, EmbedderIdentity
-from amanmcp.store import IndexLayout, IndexStore, VectorIndex
+from amanmcp.embed.rerank import RerankError, make_reranker
+from amanmcp.ranking import Candidate, QueryProfile, RankingOptions, analyze, source_weights
+from amanmcp.ranking import rank as rank_candidates
+from amanmcp.store import IndexLayout, IndexStore, VectorIndex, read_meta
 from amanmcp.store.db import Filters
-from amanmcp.tokens import looks_like_code, query_identifiers, query_words
+from amanmcp.tokens import query_words
 
 log = logging.getLogger(__name__)
 FILTERS = ("all", "code", "docs")
+RERANK_CHARS = 2000  # of each chunk sent to a reranker: the head says what it is, and requests stay small
 DEFINITIONS = frozenset({"class", "function", "struct", "interface", "trait", "type", "enum", "module"})
 
 
@@ -33,10 +38,16 @@ class NoIndexError(SearchError):
 
 
 class Explain(BaseModel):
+    """Why a result ranks where it does: each retriever's rank, the fused score and every signal."""
+
     bm25_rank: int | None
     vector_rank: int | None
+    symbol_rank: int | None = None
     vector_score: float | None
-    rrf_score: float
+    rrf_score: float  # weighted reciprocal rank fusion, 1.0 = every list's first
+    final_score: float = 0.0  # after the ranking signals
+    rerank_score: float | None = None  # the reranker's own score, when one reordered the results
+    signals: dict[str, float] = {}  # signal -> added amount (boosts) or multiplier (priors)
 
 
 class SearchResult(BaseModel):
@@ -58,6 +69,7 @@ class SearchQuality(BaseModel):
     reason: str
     backend: str
     model: str
+    reranker: str | None = None  # the reranker that reordered the top results; null when none is configured
 
 
 class SearchResponse(BaseModel):
@@ -91,10 +103,14 @@ def normalize_scope(root: Path, scopes: list[str] | None) -> tuple[str, ...]:
 class Searcher:
     """Answers queries on one project's index; picks up re-indexes between queries."""
 
-    def __init__(self, root: Path, settings: Settings, embedder: Embedder | None) -> None:
+    def __init__(
+        self, root: Path, settings: Settings, embedder: Embedder | None, *, ranking: RankingOptions | None = None
+    ) -> None:
         self.root = root
+        self.ranking = ranking or RankingOptions()
         self.settings = settings
         self.embedder = embedder
+        self.reranker = make_reranker(settings)
         self.layout = IndexLayout(root)
         self._generation: Path | None = None
         self._store: IndexStore | None = None
@@ -102,6 +118,11 @@ class Searcher:
         self._vectors_version: int | None = None
 
     def close(self) -> None:
+        if self.reranker is not None:
+            self.reranker.close()
+        self._close_store()
+
+    def _close_store(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -111,14 +132,13 @@ class Searcher:
         if current is None:
             raise NoIndexError(f"{self.root} has no index yet: run `amanmcp index {self.root}` first")
         if current != self._generation or self._store is None:
-            self.close()
+            self._close_store()
             self._store = IndexStore(current, readonly=True)
             self._generation = current
             self._vectors = None
         return self._store
 
-    def _vector_index(self, store: IndexStore, identity: EmbedderIdentity) -> VectorIndex:
-        version = int(store.get_meta("vectors_version") or 0)
+    def _vector_index(self, store: IndexStore, identity: EmbedderIdentity, version: int) -> VectorIndex:
         if self._vectors is None or self._vectors_version != version:
             assert self._generation is not None
             loaded = VectorIndex.load(self._generation, version)
@@ -163,61 +183,103 @@ class Searcher:
 
         store = self.store()
         depth = max(cfg.candidates, limit)
+        profile = analyze(query)
         bm25_ids = store.bm25(words, depth, filters) if cfg.bm25_weight > 0 else []
         vector_hits, quality = self._vector_candidates(store, query, depth, filters)
+        symbol_ids = self._symbol_candidates(store, profile, filters) if cfg.symbol_weight > 0 else []
 
-        symbol_ids, symbol_weight = self._symbol_candidates(store, query, filters)
+        candidates: dict[int, Candidate] = {}
+        rows = store.chunks_with_features(list(dict.fromkeys([*bm25_ids, *(c for c, _ in vector_hits), *symbol_ids])))
 
-        k = cfg.rrf_k
-        fused: dict[int, float] = {}
-        for weight, ranked in ((cfg.bm25_weight, bm25_ids), (cfg.vector_weight, [c for c, _ in vector_hits]),
-                               (symbol_weight, symbol_ids)):
-            for rank, cid in enumerate(ranked, 1):
-                fused[cid] = fused.get(cid, 0.0) + weight / (k + rank)
-        best = cfg.bm25_weight + (cfg.vector_weight if vector_hits else 0.0) + (symbol_weight if symbol_ids else 0.0)
-        ceiling = best / (k + 1) if best else 1.0
-        top = sorted(fused, key=lambda cid: -fused[cid])[:limit]
-
-        chunks = store.chunks(top)
-        bm25_rank = {cid: r for r, cid in enumerate(bm25_ids, 1)}
-        vec_rank = {cid: (r, s) for r, (cid, s) in enumerate(vector_hits, 1)}
-        results = []
-        for cid in top:
-            c = chunks.get(cid)
-            if c is None:  # vector cache newer than this reader's snapshot
-                continue
-            info = None
-            if explain:
-                vr = vec_rank.get(cid)
-                info = Explain(
-                    bm25_rank=bm25_rank.get(cid),
-                    vector_rank=vr[0] if vr else None,
-                    vector_score=round(vr[1], 4) if vr else None,
-                    rrf_score=round(fused[cid], 6),
+        def candidate(cid: int) -> Candidate | None:
+            if cid not in candidates:
+                row = rows.get(cid)
+                if row is None:  # vector cache newer than this reader's snapshot
+                    return None
+                c, digest, traits = row
+                candidates[cid] = Candidate(
+                    id=cid, path=c.path, start_line=c.start_line, end_line=c.end_line, content=c.content,
+                    content_type=c.content_type, language=c.language, symbol=c.symbol, symbol_type=c.symbol_type,
+                    digest=digest, traits=traits,
                 )
-            results.append(
-                SearchResult(
-                    path=c.path, start_line=c.start_line, end_line=c.end_line, symbol=c.symbol,
-                    symbol_type=c.symbol_type, language=c.language, content_type=c.content_type,
-                    score=round(fused[cid] / ceiling, 4), content=c.content, explain=info,
-                )
+            return candidates[cid]
+
+        for rank, cid in enumerate(bm25_ids, 1):
+            if (found := candidate(cid)) is not None:
+                found.bm25_rank = rank
+        for rank, (cid, similarity) in enumerate(vector_hits, 1):
+            if (found := candidate(cid)) is not None:
+                found.vector_rank, found.vector_score = rank, similarity
+        for rank, cid in enumerate(symbol_ids, 1):
+            if (found := candidate(cid)) is not None:
+                found.symbol_rank = rank
+        weights = source_weights(profile, cfg.bm25_weight, cfg.vector_weight, cfg.symbol_weight, self.ranking)
+        depth = max(limit, self.settings.reranker.candidates) if self.reranker is not None else limit
+        ranked = rank_candidates(list(candidates.values()), profile, depth, weights, rrf_k=cfg.rrf_k,
+                                 options=self.ranking)
+        rerank_scores: dict[int, float] = {}
+        if self.reranker is not None and ranked:
+            ranked, rerank_scores = self._rerank(query, ranked, quality)
+        ranked = ranked[:limit]
+        top = ranked[0].score if ranked and ranked[0].score > 0 else 1.0
+        results = [
+            SearchResult(
+                path=c.path, start_line=c.start_line, end_line=c.end_line, symbol=c.symbol,
+                symbol_type=c.symbol_type, language=c.language, content_type=c.content_type,
+                score=round(max(c.score, 0.0) / top, 4), content=c.content,
+                explain=Explain(
+                    bm25_rank=c.bm25_rank, vector_rank=c.vector_rank, symbol_rank=c.symbol_rank,
+                    vector_score=round(c.vector_score, 4) if c.vector_score is not None else None,
+                    rrf_score=round(c.fused, 6), final_score=round(c.score, 6), signals=c.signals,
+                    rerank_score=round(rerank_scores[c.id], 6) if c.id in rerank_scores else None,
+                ) if explain else None,
             )
+            for c in ranked
+        ]
         took = (time.perf_counter() - started) * 1000
         return SearchResponse(query=query, results=results, search_quality=quality, took_ms=round(took, 2))
 
-    def _symbol_candidates(self, store: IndexStore, query: str, filters: Filters) -> tuple[list[int], float]:
-        """Chunks whose symbol a query word names: definitions before methods, exact case first.
+    def _rerank(
+        self, query: str, ranked: list[Candidate], quality: SearchQuality
+    ) -> tuple[list[Candidate], dict[int, float]]:
+        """Reorder the top candidates by the configured reranker's scores.
+
+        A reranker that fails leaves the ranking as it was and says so in `search_quality`
+        (degraded, with the reason): never a silent fallback, never a failed search.
+        """
+        assert self.reranker is not None
+        quality.reranker = self.reranker.label
+        documents = [f"{c.path} {c.symbol or ''}\n{c.content[:RERANK_CHARS]}" for c in ranked]
+        try:
+            scores = self.reranker.score(query, documents)
+        except RerankError as exc:
+            log.warning("reranking failed: %s", exc)
+            note = f"reranker_unavailable: {exc}"
+            quality.degraded = True
+            quality.reason = f"{quality.reason}; {note}" if quality.reason else note
+            return ranked, {}
+        quality.reranker = self.reranker.label  # now names the wire format that answered
+        by_id = {c.id: s for c, s in zip(ranked, scores, strict=True)}
+        order = sorted(range(len(ranked)), key=lambda i: (-scores[i], i))  # ties keep the ranking's order
+        low, high = min(scores), max(scores)
+        out = []
+        for i in order:  # the displayed score follows the reranker: 1.0 for its best
+            c = ranked[i]
+            c.score = 1.0 if high == low else 0.01 + 0.99 * (scores[i] - low) / (high - low)
+            out.append(c)
+        return out, by_id
+
+    def _symbol_candidates(self, store: IndexStore, profile: QueryProfile, filters: Filters) -> list[int]:
+        """Chunks whose symbol the query names: definitions before methods, exact case first.
 
         BM25 spreads an identifier over every chunk that mentions it; this list puts the chunk
-        that defines it on top. A one-word query is most likely a name; in a sentence, plain
-        English words (`app`, `load`) would drag in unrelated symbols, so only code-shaped ones count.
+        that defines it on top. A bare word is most likely a name; in a sentence only code-shaped
+        words count, since plain English words (`app`, `load`) would drag in unrelated symbols.
         """
-        words = query_identifiers(query)
-        if len(words) > 1:  # in a sentence, only words that look like code name a symbol
-            words = {k: v for k, v in words.items() if looks_like_code(v)}
-        weight = self.settings.search.symbol_weight
-        if not words or weight <= 0:
-            return [], 0.0
+        wanted = {re.split(r"\.|::|->|#", name)[-1]: name for name in profile.names}
+        words = {own.lower(): own for own in wanted if own}
+        if not words:
+            return []
         rows = store.by_name(list(words), 200, filters)  # in file order: first window first
         first: dict[tuple[str, str], tuple[int, str | None]] = {}
         for cid, path, symbol, kind in rows:  # a big symbol's later windows are not its definition
@@ -228,13 +290,13 @@ class Searcher:
             exact = 0 if symbol.rsplit(".", 1)[-1] in words.values() else 1
             return exact, 1 if kind == "method" else 0 if kind in DEFINITIONS else 2
 
-        return [cid for _, (cid, _) in sorted(first.items(), key=order)], weight
+        return [cid for _, (cid, _) in sorted(first.items(), key=order)]
 
     def _vector_candidates(
         self, store: IndexStore, query: str, depth: int, filters: Filters
     ) -> tuple[list[tuple[int, float]], SearchQuality]:
-        recorded = store.get_meta("embedder")
-        index_identity = EmbedderIdentity.from_dict(recorded) if recorded else None
+        meta = read_meta(store)
+        index_identity = meta.identity
         backend = index_identity.backend if index_identity else ""
         model = index_identity.model if index_identity else ""
 
@@ -259,7 +321,7 @@ class Searcher:
         except Exception as exc:
             log.warning("query embedding failed: %s", exc)
             return bm25_only(f"embedder_unavailable: {exc}")
-        index = self._vector_index(store, identity)
+        index = self._vector_index(store, identity, meta.vectors_version)
         allowed = store.filtered_ids(filters) if filters.active else None
         hits = index.search(vector, depth, allowed)
         mode = "hybrid" if self.settings.search.bm25_weight > 0 else "vector_only"

@@ -8,9 +8,8 @@ from typing import Literal
 from pydantic import BaseModel
 
 from amanmcp.config import Settings
-from amanmcp.embed.base import EmbedderIdentity
 from amanmcp.embed.factory import Selection, select_embedder
-from amanmcp.store import IndexLayout, IndexStore
+from amanmcp.store import IndexLayout, IndexStore, read_meta
 from amanmcp.store.vectors import HNSW
 
 
@@ -63,24 +62,24 @@ def index_status(root: Path, settings: Settings, selection: Selection | None = N
     store = IndexStore(generation, readonly=True)
     try:
         counts = store.counts()
-        recorded = store.get_meta("embedder")
-        identity = EmbedderIdentity.from_dict(recorded) if recorded else None
+        meta = read_meta(store)
+        identity = meta.identity
         return IndexStatus(
             root=str(root),
             indexed=True,
-            complete=store.get_meta("complete") is not False,
+            complete=meta.complete,
             files=counts["files"],
             chunks=counts["chunks"],
             vectors=counts["vectors"],
             vector_index="hnsw" if (generation / HNSW).exists() else "exact",
             size_bytes=sum(p.stat().st_size for p in generation.iterdir() if p.is_file()),
-            last_indexed=store.get_meta("last_indexed"),
+            last_indexed=meta.last_indexed,
             embedder=identity.label() if identity else None,
             current_embedder=current_label,
             embedder_matches=identity is not None and identity == current,
             embedder_fallback=fallback,
             languages=store.languages(),
-            skipped=store.get_meta("skipped") or {},
+            skipped=meta.skipped,
         )
     finally:
         store.close()

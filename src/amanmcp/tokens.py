@@ -37,14 +37,3 @@ def query_words(text: str) -> list[str]:
     words = list(dict.fromkeys(index_words(text)))
     kept = [w for w in words if w not in STOPWORDS]
     return kept or words
-
-
-def query_identifiers(text: str) -> dict[str, str]:
-    """Whole words of a query that could name a symbol: lowercase -> as typed."""
-    words = {w.lower(): w for w in _WORD.findall(text) if not w.isdigit()}
-    return {k: v for k, v in words.items() if k not in STOPWORDS}
-
-
-def looks_like_code(word: str) -> bool:
-    """`url_for`, `HTTPAdapter`, `getItem` look like identifiers; `app` and `Load` do not."""
-    return "_" in word or any(c.isupper() for c in word[1:])

@@ -21,12 +21,11 @@ from pathlib import Path
 import watchfiles
 
 from amanmcp.config import INDEX_DIR, PROJECT_FILE, Settings, load_config
-from amanmcp.embed.base import EmbedderIdentity
 from amanmcp.embed.factory import Selection, select_embedder
-from amanmcp.indexer import Indexer, IndexEvent, IndexReport, is_complete
+from amanmcp.indexer import Indexer, IndexEvent, IndexReport
 from amanmcp.scan import DEFAULT_EXCLUDES
 from amanmcp.status import IndexProgress
-from amanmcp.store import IndexLayout, IndexStore
+from amanmcp.store import IndexLayout, load_meta
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +160,7 @@ class LiveIndex:
             with self._lock:
                 self.runs += 1
             return
-        building = current is None or not is_complete(current)
+        building = current is None or not load_meta(current).complete
         self._update(state="indexing", building=building, stage="scan", done=0, total=0, started_at=time.time())
         log.info("indexing %s (%s)", self.root, why)
         started = time.perf_counter()
@@ -186,16 +185,12 @@ class LiveIndex:
         built by another one: that is minutes of work to destroy a good index. Search it BM25-only."""
         if current is None or not self.selection.fallback:
             return None
-        store = IndexStore(current, readonly=True)
-        try:
-            recorded = store.get_meta("embedder")
-        finally:
-            store.close()
+        recorded = load_meta(current).identity
         identity = self.selection.embedder.identity
-        if recorded is None or EmbedderIdentity.from_dict(recorded) == identity:
+        if recorded is None or recorded == identity:
             return None
         return (
-            f"not updating the index: it was built with {EmbedderIdentity.from_dict(recorded).label()}, and the "
+            f"not updating the index: it was built with {recorded.label()}, and the "
             f"embedder now is a fallback ({identity.label()}: {self.selection.reason}). Start that backend and "
             "restart `serve`, or run `amanmcp index --force` to rebuild with the fallback"
         )

@@ -1,4 +1,4 @@
-"""Split files into searchable chunks: code by definition, markdown by section, the rest by line windows.
+"""Split files into searchable chunks: code by definition, markdown and rst by section, the rest by windows.
 
 Every non-blank line of a file lands in at least one chunk, and each chunk's content is
 exactly its lines of the file (line endings normalised to "\\n"), so results can be shown
@@ -12,6 +12,7 @@ from amanmcp.chunk.grammars import SPECS
 from amanmcp.chunk.languages import content_type, detect_language
 from amanmcp.chunk.lines import Emitter, Limits, split_lines
 from amanmcp.chunk.markdown import chunk_markdown
+from amanmcp.chunk.rst import chunk_rst
 from amanmcp.models import Chunk
 
 __all__ = ["chunk_file", "detect_language"]
@@ -40,6 +41,8 @@ def chunk_file(
     em = Emitter(path, language, content_type(language), lines, limits)
     if language == "markdown":
         chunk_markdown(em)
+    elif language == "rst":
+        chunk_rst(em)
     elif language in SPECS:
         chunk_code(em, SPECS[language])
     else:

@@ -17,6 +17,10 @@ _PARSERS: dict[str, Parser | None] = {}
 _LEAF_KINDS = frozenset({"function", "method", "type", "macro", "test"})
 _CLASS_KINDS = frozenset({"class", "struct", "interface", "enum", "trait", "impl"})
 _STRAY_LINES = 3  # at most this many code lines between two members join the member above
+_FRAGMENT_LINES = 2  # a run of at most this many meaningful lines between definitions joins one
+_HEADER_LINES = 4  # `impl Trait for T {` with its associated types joins the first method
+# Containers whose header is not a definition of their own (`impl Foo {`): a tiny header joins the first member.
+_HEADERLESS = frozenset({"impl", "namespace"})
 _COMMENT = re.compile(r"\s*(#|//|/\*|\*|--|;)")
 
 
@@ -102,11 +106,14 @@ class _Walker:
         if sym.kind not in _LEAF_KINDS:
             scope = sym.scope if sym.kind == "namespace" else sym.name + "."
             children = self.collect(sym.node, sym.node.start_point[0] + 1, scope, sym.kind in _CLASS_KINDS)
+        if sym.kind in _CLASS_KINDS:  # `type Item = Foo;` in an impl or trait is part of its header, not a symbol
+            children = [c for c in children if not (c.kind == "type" and c.end - c.start < _FRAGMENT_LINES)]
         if not children:
             em.span(sym.start, sym.end, sym.name, sym.kind)
             return
         if sym.kind in _CLASS_KINDS:
             children = self._absorb_strays(children, sym.end)
+        children = self.attach_fragments(children, sym.start, sym.end, keep_header=sym.kind not in _HEADERLESS)
         covered = [(c.start, c.end) for c in children]
         em.gaps(sym.start, sym.end, covered, sym.name, sym.kind, skip_trivial=True)
         for child in children:
@@ -139,6 +146,43 @@ class _Walker:
                     nxt.start = rest[0]
         return out
 
+    def attach_fragments(
+        self, children: list[_Sym], lo: int, hi: int, *, keep_header: bool, only_comments: bool = False
+    ) -> list[_Sym]:
+        """Runs of one or two lines between definitions join a neighbour instead of becoming chunks.
+
+        A stray field, a banner comment or `impl Foo {` is too little to be an answer, yet as its
+        own chunk it wins exact-word matches over the definitions it sits beside. It joins the
+        definition below (or else above) when that still fits; a container's own header stays
+        unless the container defines nothing itself (an impl block). At the top of a file only
+        comment banners move: module code (imports, a `__main__` block) keeps its own chunk.
+        """
+        em = self.em
+        out = [replace(c) for c in children]
+        for start, end in em.uncovered(lo, hi, [(c.start, c.end) for c in children]):
+            header = start == lo
+            if (header and keep_header) or not 0 < em.meaningful(start, end) <= (
+                _HEADER_LINES if header else _FRAGMENT_LINES
+            ):
+                continue
+            if only_comments and not all(self._is_comment(line) for line in em.lines[start : end + 1] if line.strip()):
+                continue
+            after = next((c for c in out if c.start > end), None)
+            before = next((c for c in reversed(out) if c.end < start), None)
+            if after is not None and em.fits(start, after.end):
+                after.start = start
+            elif before is not None and em.fits(before.start, end):
+                before.end = end
+        return out
+
+    def _is_comment(self, line: str) -> bool:
+        """By this language's comment markers (a C `#include` is code, a Python `#` line is not)."""
+        text = line.strip()
+        block = self.spec.block_comment
+        return text.startswith(self.spec.comments) or (
+            block is not None and (text.startswith(("*", block[0])) or text.endswith(block[1]))
+        )
+
     def _outer(self, node: Node, root: Node) -> Node:
         """Grow to wrappers that hold only this definition (decorators, `export`, `template<>`)."""
         outer = node
@@ -155,13 +199,22 @@ class _Walker:
         while (
             prev is not None
             and prev.start_point[0] >= low
-            and _last_row(prev) >= start - 1
+            and (_last_row(prev) >= start - 1 or self._doc_block_above(prev, start))
             and ("comment" in prev.type or prev.type in attached)
             and self._glued(prev)
         ):
             start = prev.start_point[0]
             prev = prev.prev_named_sibling
         return self._comment_lines(start, low)
+
+    def _doc_block_above(self, node: Node, start: int) -> bool:
+        """A `/** ... */` doc block one blank line above a definition still documents it (common in JS)."""
+        return (
+            "comment" in node.type
+            and _last_row(node) == start - 2
+            and not self.em.lines[start - 1].strip()
+            and self.source[node.start_byte : node.start_byte + 3] == b"/**"
+        )
 
     def _glued(self, node: Node) -> bool:
         """A sibling belongs to the next definition only if it begins its own line."""
@@ -200,6 +253,8 @@ def chunk_code(em: Emitter, spec: Spec) -> None:
     if parser is not None:
         walker = _Walker(spec, source, em)
         symbols = walker.collect(parser.parse(source).root_node, 0, "", False)
+        if symbols:
+            symbols = walker.attach_fragments(symbols, 0, len(em.lines) - 1, keep_header=False, only_comments=True)
         for sym in symbols:
             walker.emit(sym)
     covered = [(s.start, s.end) for s in symbols]

@@ -117,6 +117,15 @@ def _js_field(node: Node) -> Hit:
     return ("function", text(name)) if kind == "function" and name is not None else None
 
 
+def _js_pair(node: Node) -> Hit:
+    """`{ getAdapter: (a) => {...} }`: object literals of functions are how much JS spells a module."""
+    if _js_value(node.child_by_field_name("value")) != "function":
+        return None
+    key = node.child_by_field_name("key")
+    name = text(key).strip("'\"`") if key is not None else ""
+    return ("function", name) if name else None
+
+
 def _js_assignment(node: Node) -> Hit:
     """`Foo.prototype.bar = function () {}` / `exports.x = () => {}`."""
     kind = _js_value(node.child_by_field_name("right"))
@@ -244,6 +253,7 @@ _JS_KINDS: dict[str, Classifier] = {
     "field_definition": _js_field,
     "public_field_definition": _js_field,
     "assignment_expression": _js_assignment,
+    "pair": _js_pair,
 }
 _JS_WRAPPERS = frozenset({"export_statement", "lexical_declaration", "variable_declaration", "expression_statement"})
 _TS_KINDS: dict[str, Classifier] = {

@@ -100,28 +100,32 @@ class Emitter:
     ) -> None:
         """Emit the rows of start..end outside `covered` (sorted spans), so no code vanishes.
 
-        Each uncovered run is trimmed of blank edge lines; with `skip_trivial`, runs that
-        hold only closers like `}` or `end` (leftovers around symbols) are dropped.
+        With `skip_trivial`, runs that hold only closers like `}` or `end` (leftovers around
+        symbols) are dropped.
         """
-        row = start
-        for c_start, c_end in covered:
-            if c_start > row:
-                self._run(row, min(c_start - 1, end), symbol, kind, skip_trivial)
-            row = max(row, c_end + 1)
-        if row <= end:
-            self._run(row, end, symbol, kind, skip_trivial)
+        for run_start, run_end in self.uncovered(start, end, covered):
+            if skip_trivial and self.meaningful(run_start, run_end) == 0:
+                continue
+            self.span(run_start, run_end, symbol, kind)
 
-    def _run(self, start: int, end: int, symbol: str | None, kind: str | None, skip_trivial: bool) -> None:
-        lines = self.lines
-        while start <= end and not lines[start].strip():
-            start += 1
-        while end >= start and not lines[end].strip():
-            end -= 1
-        if start > end:
-            return
-        if skip_trivial and all(_TRIVIAL_LINE.fullmatch(line) for line in lines[start : end + 1]):
-            return
-        self.span(start, end, symbol, kind)
+    def uncovered(self, start: int, end: int, covered: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Runs of start..end outside `covered` (sorted spans), trimmed of blank edge lines."""
+        runs: list[tuple[int, int]] = []
+        row = start
+        for c_start, c_end in [*covered, (end + 1, end + 1)]:
+            lo, hi = row, min(c_start - 1, end)
+            while lo <= hi and not self.lines[lo].strip():
+                lo += 1
+            while hi >= lo and not self.lines[hi].strip():
+                hi -= 1
+            if lo <= hi:
+                runs.append((lo, hi))
+            row = max(row, c_end + 1)
+        return runs
+
+    def meaningful(self, start: int, end: int) -> int:
+        """Lines of start..end that say something: not blank, not only closers like `}` or `end`."""
+        return sum(1 for line in self.lines[start : end + 1] if line.strip() and not _TRIVIAL_LINE.fullmatch(line))
 
     def _chunk(self, start: int, end: int, symbol: str | None, kind: str | None) -> None:
         self.out.append(

@@ -1,4 +1,4 @@
-"""Markdown chunking: one chunk per heading section, named by its heading path."""
+"""Markdown chunking: one chunk per heading section, named by its heading path (shared with rst)."""
 
 from __future__ import annotations
 
@@ -31,9 +31,15 @@ def _headings(lines: list[str]) -> list[tuple[int, int, str]]:
 
 
 def chunk_markdown(em: Emitter) -> None:
-    """Sections run from a heading to the next heading of any level; text before the first is symbol None."""
+    emit_sections(em, _headings(em.lines))
+
+
+def emit_sections(em: Emitter, headings: list[tuple[int, int, str]]) -> None:
+    """Sections run from a heading to the next heading of any level; text before the first is symbol None.
+
+    `headings` are (first row, level, title), in order; each section is named by its heading path.
+    """
     lines = em.lines
-    headings = _headings(lines)
     starts = [0] + [row for row, _, _ in headings]
     path: list[tuple[int, str]] = []
     symbols: list[str | None] = [None]

@@ -2,6 +2,7 @@
 
 from amanmcp.store.db import IndexStore
 from amanmcp.store.layout import IndexLayout
+from amanmcp.store.meta import IndexMeta, load_meta, read_meta
 from amanmcp.store.vectors import VectorIndex
 
-__all__ = ["IndexLayout", "IndexStore", "VectorIndex"]
+__all__ = ["IndexLayout", "IndexMeta", "IndexStore", "VectorIndex", "load_meta", "read_meta"]

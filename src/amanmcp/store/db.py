@@ -14,7 +14,7 @@ import numpy as np
 from amanmcp.models import Chunk
 from amanmcp.tokens import index_words
 
-SCHEMA_VERSION = 4  # bump when the tables or the chunking change: old indexes are rebuilt
+SCHEMA_VERSION = 6  # bump when the tables, the chunking or ranking.features change: old indexes are rebuilt
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS chunks(
     id INTEGER PRIMARY KEY, path TEXT NOT NULL, start_line INTEGER NOT NULL, end_line INTEGER NOT NULL,
     symbol TEXT, symbol_type TEXT, language TEXT NOT NULL, content_type TEXT NOT NULL,
     content TEXT NOT NULL, vector BLOB,
-    name TEXT);  -- the symbol's own name, lowercased: `Session.send` -> `send`
+    name TEXT,  -- the symbol's own name, lowercased: `Session.send` -> `send`
+    digest TEXT, traits INTEGER);  -- content features for ranking (amanmcp.ranking.features)
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
 CREATE INDEX IF NOT EXISTS chunks_name ON chunks(name);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
@@ -113,6 +114,10 @@ class IndexStore:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    def meta_items(self) -> dict[str, Any]:
+        """Every meta key with its decoded value; `store.meta.read_meta` gives the typed view."""
+        return {key: json.loads(value) for key, value in self.conn.execute("SELECT key, value FROM meta")}
+
     def set_meta(self, key: str, value: Any) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
@@ -143,8 +148,11 @@ class IndexStore:
             self.conn.execute("DELETE FROM chunks WHERE path = ?", (path,))
             self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
 
-    def put_file(self, record: FileRecord, chunks: Sequence[Chunk], vectors: np.ndarray | None) -> None:
-        """Replace one file's chunks (and vectors, one row per chunk)."""
+    def put_file(
+        self, record: FileRecord, chunks: Sequence[Chunk], vectors: np.ndarray | None,
+        features: Sequence[tuple[str, int]] | None = None,
+    ) -> None:
+        """Replace one file's chunks (and vectors and content features, one row per chunk)."""
         self.delete_files([record.path])
         self.conn.execute(
             "INSERT INTO files(path, hash, mtime, size, language, chunks) VALUES (?, ?, ?, ?, ?, ?)",
@@ -152,11 +160,12 @@ class IndexStore:
         )
         for i, chunk in enumerate(chunks):
             blob = vectors[i].astype(np.float32).tobytes() if vectors is not None else None
+            digest, traits = features[i] if features is not None else (None, None)
             cur = self.conn.execute(
                 "INSERT INTO chunks(path, start_line, end_line, symbol, symbol_type, language, content_type,"
-                " content, vector, name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " content, vector, name, digest, traits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (chunk.path, chunk.start_line, chunk.end_line, chunk.symbol, chunk.symbol_type,
-                 chunk.language, chunk.content_type, chunk.content, blob, symbol_name(chunk.symbol)),
+                 chunk.language, chunk.content_type, chunk.content, blob, symbol_name(chunk.symbol), digest, traits),
             )
             self.conn.execute(
                 "INSERT INTO chunks_fts(rowid, name, body) VALUES (?, ?, ?)",
@@ -208,6 +217,18 @@ class IndexStore:
             list(ids),
         )
         return {r[0]: Chunk(*r[1:]) for r in rows}
+
+    def chunks_with_features(self, ids: Sequence[int]) -> dict[int, tuple[Chunk, str | None, int | None]]:
+        """Chunks by id with their stored (digest, traits): what ranking reads of each candidate."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.conn.execute(
+            "SELECT id, path, start_line, end_line, content, language, content_type, symbol, symbol_type, digest, "
+            f"traits FROM chunks WHERE id IN ({marks})",
+            list(ids),
+        )
+        return {r[0]: (Chunk(*r[1:9]), r[9], r[10]) for r in rows}
 
     def vectors(self, dimensions: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, matrix) of every chunk that has a vector: the source of truth for the vector index."""
