@@ -37,6 +37,16 @@ def test_healthy_machine_without_servers(project: Path) -> None:
     assert checks["index"].level == "warn" and "amanmcp index" in checks["index"].fix
     assert {"device", "disk (index)", "disk (model cache)"} <= set(checks)
     assert report.selection and report.selection["backend"] == "local"
+    assert "reranker" not in checks  # none configured: nothing to check
+
+
+def test_a_configured_reranker_that_is_down_fails_with_a_fix(project: Path) -> None:
+    clear_probe_cache()
+    env = dead({"AMANMCP_RERANKER_ENDPOINT": closed_port_url()})
+    report = run_doctor(project, load_config(project, env=env).settings)
+    check = by_name(report)["reranker"]
+    assert not report.ok and check.level == "fail"
+    assert "unreachable" in check.detail and "reranker.endpoint" in check.fix
 
 
 def test_index_built_by_another_embedder_fails_with_a_fix(project: Path) -> None:

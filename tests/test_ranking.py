@@ -66,12 +66,8 @@ def test_query_intents() -> None:
     assert not (plain.docs or plain.tests or plain.examples or plain.benchmarks)
 
 
-def test_identifier_queries_lean_on_names_sentences_on_meaning() -> None:
-    ident = source_weights(analyze("HTTPAdapter"), 1.0, 1.0, 1.0)
-    sentence = source_weights(analyze("where are retries handled"), 1.0, 1.0, 1.0)
-    assert ident["symbol"] > ident["vector"] and sentence["vector"] == sentence["bm25"]
-    flat = source_weights(analyze("HTTPAdapter"), 1.0, 1.0, 1.0, RankingOptions(shape_weights=False))
-    assert flat == {"bm25": 1.0, "vector": 1.0, "symbol": 1.0}
+def test_source_weights_follow_the_settings() -> None:
+    assert source_weights(1.0, 0.5, 2.0) == {"bm25": 1.0, "vector": 0.5, "symbol": 2.0, "file": 0.5}
 
 
 # --- path roles ------------------------------------------------------------------------------------
@@ -281,3 +277,18 @@ def test_a_documented_definition_is_not_a_table_and_a_comment_is_not_a_definitio
                   "        token: &'a Token,\n    }\n}\n\n// ===== impl Token =====")
     ranked = rank([struct, banner], analyze("Token"), 2, WEIGHTS)
     assert ranked[0] is struct and "data" not in struct.signals and "definition" not in banner.signals
+
+
+def test_a_file_near_the_query_lifts_its_chunks_without_raising_the_ceiling() -> None:
+    near = cand("src/near.py", bm25=3, vector=3)
+    far = cand("src/far.py", bm25=2, vector=2)
+    near.file_rank, far.file_rank = 1, 40
+    pool = [near, far]
+    fuse(pool, {**WEIGHTS, "file": 1.0}, 60)
+    assert near.score > far.score
+    alone = [cand("a.py", bm25=1, vector=1)]
+    alone[0].file_rank = 1
+    fuse(alone, {**WEIGHTS, "file": 1.0}, 60)
+    assert alone[0].score > 1.0  # a bonus on top of full agreement, not part of the 0-1 scale
+    off = source_weights(1.0, 1.0, 1.0, RankingOptions(file_evidence=False))
+    assert off["file"] == 0.0

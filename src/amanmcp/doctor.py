@@ -56,6 +56,7 @@ def run_doctor(root: Path, settings: Settings) -> DoctorReport:
     _device(settings, add)
     _disk(root, add)
     _index(root, current, add)
+    _reranker(settings, add)
     return report
 
 
@@ -194,3 +195,20 @@ def _index(root: Path, current: EmbedderIdentity | None, add: Add) -> None:
                   f"built with {built.label()} but the current embedder is {current.label()}: searches are BM25-only",
                   f"run `amanmcp index {root}` to re-embed, "
                   f"or select `{built.backend}` again (--backend / AMANMCP_EMBEDDER)"))
+
+
+def _reranker(settings: Settings, add: Add) -> None:
+    """Only when one is configured: score one pair, so a wrong URL or format shows here, not mid-search."""
+    from amanmcp.embed.rerank import RerankError, make_reranker
+
+    reranker = make_reranker(settings)
+    if reranker is None:
+        return
+    try:
+        reranker.score("where are retries handled", ["def retry(): ...", "README"])
+        add(Check("reranker", "ok", f"{reranker.label} answers"))
+    except RerankError as exc:
+        add(Check("reranker", "fail", str(exc), "start the rerank server, fix `reranker.endpoint`/`reranker.format`, "
+                                                "or unset `reranker.endpoint` to search without it"))
+    finally:
+        reranker.close()

@@ -200,7 +200,8 @@ class Indexer:
         timings["store"] += time.perf_counter() - t
         t = time.perf_counter()
         ids, matrix = store.vectors(identity.dimensions)
-        VectorIndex.build(store.directory, ids, matrix, version, self.settings.index.exact_search_max)
+        VectorIndex.build(store.directory, ids, matrix, version, self.settings.index.exact_search_max,
+                          paths=store.paths_of(ids))
         timings["index"] += time.perf_counter() - t
 
     def _needs_full(self, current: Path | None, identity: EmbedderIdentity, force: bool) -> tuple[bool, str]:

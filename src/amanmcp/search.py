@@ -25,6 +25,7 @@ from amanmcp.tokens import query_words
 
 log = logging.getLogger(__name__)
 FILTERS = ("all", "code", "docs")
+FILE_DEPTH = 100  # files ranked by centroid; beyond this a file's rank adds next to nothing
 RERANK_CHARS = 2000  # of each chunk sent to a reranker: the head says what it is, and requests stay small
 DEFINITIONS = frozenset({"class", "function", "struct", "interface", "trait", "type", "enum", "module"})
 
@@ -43,6 +44,7 @@ class Explain(BaseModel):
     bm25_rank: int | None
     vector_rank: int | None
     symbol_rank: int | None = None
+    file_rank: int | None = None  # the chunk's file among files ranked by their mean vector
     vector_score: float | None
     rrf_score: float  # weighted reciprocal rank fusion, 1.0 = every list's first
     final_score: float = 0.0  # after the ranking signals
@@ -185,11 +187,31 @@ class Searcher:
         depth = max(cfg.candidates, limit)
         profile = analyze(query)
         bm25_ids = store.bm25(words, depth, filters) if cfg.bm25_weight > 0 else []
-        vector_hits, quality = self._vector_candidates(store, query, depth, filters)
+        vector_hits, file_ranks, quality = self._vector_candidates(store, query, depth, filters)
         symbol_ids = self._symbol_candidates(store, profile, filters) if cfg.symbol_weight > 0 else []
 
-        candidates: dict[int, Candidate] = {}
+        candidates = self._gather(store, bm25_ids, vector_hits, symbol_ids, file_ranks)
+        weights = source_weights(cfg.bm25_weight, cfg.vector_weight, cfg.symbol_weight, self.ranking)
+        depth = max(limit, self.settings.reranker.candidates) if self.reranker is not None else limit
+        ranked = rank_candidates(candidates, profile, depth, weights, rrf_k=cfg.rrf_k,
+                                 options=self.ranking)
+        rerank_scores: dict[int, float] = {}
+        if self.reranker is not None and ranked:
+            ranked, rerank_scores = self._rerank(query, ranked, quality)
+        ranked = ranked[:limit]
+        top = ranked[0].score if ranked and ranked[0].score > 0 else 1.0
+        results = [_result(c, top, rerank_scores.get(c.id), explain) for c in ranked]
+        took = (time.perf_counter() - started) * 1000
+        return SearchResponse(query=query, results=results, search_quality=quality, took_ms=round(took, 2))
+
+    @staticmethod
+    def _gather(
+        store: IndexStore, bm25_ids: list[int], vector_hits: list[tuple[int, float]], symbol_ids: list[int],
+        file_ranks: dict[str, int],
+    ) -> list[Candidate]:
+        """One candidate per chunk any list found, with its rank in each list and its stored features."""
         rows = store.chunks_with_features(list(dict.fromkeys([*bm25_ids, *(c for c, _ in vector_hits), *symbol_ids])))
+        candidates: dict[int, Candidate] = {}
 
         def candidate(cid: int) -> Candidate | None:
             if cid not in candidates:
@@ -200,7 +222,7 @@ class Searcher:
                 candidates[cid] = Candidate(
                     id=cid, path=c.path, start_line=c.start_line, end_line=c.end_line, content=c.content,
                     content_type=c.content_type, language=c.language, symbol=c.symbol, symbol_type=c.symbol_type,
-                    digest=digest, traits=traits,
+                    file_rank=file_ranks.get(c.path), digest=digest, traits=traits,
                 )
             return candidates[cid]
 
@@ -213,31 +235,7 @@ class Searcher:
         for rank, cid in enumerate(symbol_ids, 1):
             if (found := candidate(cid)) is not None:
                 found.symbol_rank = rank
-        weights = source_weights(profile, cfg.bm25_weight, cfg.vector_weight, cfg.symbol_weight, self.ranking)
-        depth = max(limit, self.settings.reranker.candidates) if self.reranker is not None else limit
-        ranked = rank_candidates(list(candidates.values()), profile, depth, weights, rrf_k=cfg.rrf_k,
-                                 options=self.ranking)
-        rerank_scores: dict[int, float] = {}
-        if self.reranker is not None and ranked:
-            ranked, rerank_scores = self._rerank(query, ranked, quality)
-        ranked = ranked[:limit]
-        top = ranked[0].score if ranked and ranked[0].score > 0 else 1.0
-        results = [
-            SearchResult(
-                path=c.path, start_line=c.start_line, end_line=c.end_line, symbol=c.symbol,
-                symbol_type=c.symbol_type, language=c.language, content_type=c.content_type,
-                score=round(max(c.score, 0.0) / top, 4), content=c.content,
-                explain=Explain(
-                    bm25_rank=c.bm25_rank, vector_rank=c.vector_rank, symbol_rank=c.symbol_rank,
-                    vector_score=round(c.vector_score, 4) if c.vector_score is not None else None,
-                    rrf_score=round(c.fused, 6), final_score=round(c.score, 6), signals=c.signals,
-                    rerank_score=round(rerank_scores[c.id], 6) if c.id in rerank_scores else None,
-                ) if explain else None,
-            )
-            for c in ranked
-        ]
-        took = (time.perf_counter() - started) * 1000
-        return SearchResponse(query=query, results=results, search_quality=quality, took_ms=round(took, 2))
+        return list(candidates.values())
 
     def _rerank(
         self, query: str, ranked: list[Candidate], quality: SearchQuality
@@ -294,14 +292,15 @@ class Searcher:
 
     def _vector_candidates(
         self, store: IndexStore, query: str, depth: int, filters: Filters
-    ) -> tuple[list[tuple[int, float]], SearchQuality]:
+    ) -> tuple[list[tuple[int, float]], dict[str, int], SearchQuality]:
+        """Nearest chunks (id, cosine), files ranked by their centroid, and what answered."""
         meta = read_meta(store)
         index_identity = meta.identity
         backend = index_identity.backend if index_identity else ""
         model = index_identity.model if index_identity else ""
 
-        def bm25_only(reason: str) -> tuple[list[tuple[int, float]], SearchQuality]:
-            return [], SearchQuality(mode="bm25_only", degraded=True, reason=reason, backend=backend, model=model)
+        def bm25_only(reason: str) -> tuple[list[tuple[int, float]], dict[str, int], SearchQuality]:
+            return [], {}, SearchQuality(mode="bm25_only", degraded=True, reason=reason, backend=backend, model=model)
 
         if self.settings.search.vector_weight <= 0:
             return bm25_only("vector search disabled (search.vector_weight = 0)")
@@ -324,9 +323,26 @@ class Searcher:
         index = self._vector_index(store, identity, meta.vectors_version)
         allowed = store.filtered_ids(filters) if filters.active else None
         hits = index.search(vector, depth, allowed)
+        files = index.file_ranks(vector, FILE_DEPTH)
         mode = "hybrid" if self.settings.search.bm25_weight > 0 else "vector_only"
         provenance = getattr(self.embedder, "provenance", None)  # set by embed.factory
         if provenance is not None and provenance.fallback:  # vectors work, but not from the preferred model
             reason = f"embedder_fallback: {provenance.reason}"
-            return hits, SearchQuality(mode=mode, degraded=True, reason=reason, backend=backend, model=model)
-        return hits, SearchQuality(mode=mode, degraded=False, reason="", backend=backend, model=model)
+            return hits, files, SearchQuality(mode=mode, degraded=True, reason=reason, backend=backend, model=model)
+        return hits, files, SearchQuality(mode=mode, degraded=False, reason="", backend=backend, model=model)
+
+
+def _result(c: Candidate, top: float, rerank_score: float | None, explain: bool) -> SearchResult:
+    info = None
+    if explain:
+        info = Explain(
+            bm25_rank=c.bm25_rank, vector_rank=c.vector_rank, symbol_rank=c.symbol_rank, file_rank=c.file_rank,
+            vector_score=round(c.vector_score, 4) if c.vector_score is not None else None,
+            rrf_score=round(c.fused, 6), final_score=round(c.score, 6), signals=c.signals,
+            rerank_score=round(rerank_score, 6) if rerank_score is not None else None,
+        )
+    return SearchResult(
+        path=c.path, start_line=c.start_line, end_line=c.end_line, symbol=c.symbol, symbol_type=c.symbol_type,
+        language=c.language, content_type=c.content_type, score=round(max(c.score, 0.0) / top, 4),
+        content=c.content, explain=info,
+    )

@@ -1,7 +1,8 @@
 """Ranking: pure functions from retrieved candidates to the ordered answer.
 
     analyze(query) -> QueryProfile          shape (identifier / path / sentence) and intents
-    fuse                                     weighted RRF of BM25, vector and symbol-name lists
+    fuse                                     weighted RRF of BM25, vector and symbol-name lists, plus
+                                             the file list (files whose mean vector is nearest)
     boost_definitions, boost_path_matches    additive evidence
     apply_priors                             demotions: docs, tests, examples, generated, fragments
     dedupe, select                           identical chunks once; files do not crowd each other out
@@ -22,13 +23,14 @@ from amanmcp.ranking.signals import apply_priors, boost_definitions, boost_path_
 __all__ = ["Candidate", "QueryProfile", "RankingOptions", "analyze", "rank", "source_weights"]
 
 SAME_FILE_DECAY = 0.5
+FILE_WEIGHT = 1.0  # of the file-centroid list, relative to the vector list
 
 
 @dataclass(frozen=True, slots=True)
 class RankingOptions:
     """Which ranking steps run; all on by default (benchmarks switch them off one at a time)."""
 
-    shape_weights: bool = True
+    file_evidence: bool = True
     definitions: bool = True
     path_match: bool = True
     docs_prior: bool = True
@@ -38,14 +40,15 @@ class RankingOptions:
     diversity: bool = True
 
 
-def source_weights(query: QueryProfile, bm25: float, vector: float, symbol: float,
+def source_weights(bm25: float, vector: float, symbol: float,
                    options: RankingOptions = RankingOptions()) -> dict[str, float]:
-    """Per-list fusion weights: a bare identifier leans on exact names, a sentence on meaning."""
-    if options.shape_weights and query.shape == "identifier":
-        return {"bm25": bm25, "vector": vector * 0.5, "symbol": symbol * 1.5}
-    if options.shape_weights and query.shape == "path":
-        return {"bm25": bm25, "vector": vector * 0.5, "symbol": symbol}
-    return {"bm25": bm25, "vector": vector, "symbol": symbol}
+    """Per-list fusion weights (the settings'), the file list weighted like the vector list it comes from.
+
+    Weights by query shape (a bare identifier leaning on names) were measured and changed nothing:
+    the definition boost already puts a named definition first.
+    """
+    return {"bm25": bm25, "vector": vector, "symbol": symbol,
+            "file": vector * FILE_WEIGHT if options.file_evidence else 0.0}
 
 
 def rank(

@@ -28,6 +28,7 @@ class Candidate:
     vector_rank: int | None = None
     vector_score: float | None = None
     symbol_rank: int | None = None
+    file_rank: int | None = None  # rank of the chunk's file by the similarity of its centroid to the query
     digest: str | None = None  # content features stored at index time; computed here when absent
     traits: int | None = None
     fused: float = 0.0

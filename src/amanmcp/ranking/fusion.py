@@ -14,7 +14,9 @@ def fuse(candidates: list[Candidate], weights: Mapping[str, float], k: int) -> N
     """Weighted reciprocal rank fusion, normalised so agreement of every active list at rank 1 is 1.0.
 
     A list that found nothing does not count toward the ceiling, so a BM25-only answer scores
-    on the same 0-1 scale as a hybrid one.
+    on the same 0-1 scale as a hybrid one. The file list (files ranked by how close their mean
+    vector is to the query) adds to every chunk of a file, as a bonus outside the ceiling: a
+    file's evidence adds up without a big file's many windows counting more.
     """
     active = {s for s in SOURCES for c in candidates if getattr(c, f"{s}_rank") is not None}
     ceiling = sum(weights.get(s, 0.0) for s in active) / (k + 1) or 1.0
@@ -24,6 +26,8 @@ def fuse(candidates: list[Candidate], weights: Mapping[str, float], k: int) -> N
             rank = getattr(c, f"{source}_rank")
             if rank is not None:
                 total += weights.get(source, 0.0) / (k + rank)
+        if c.file_rank is not None:
+            total += weights.get("file", 0.0) / (k + c.file_rank)
         c.fused = c.score = total / ceiling
 
 

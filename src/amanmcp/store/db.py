@@ -240,6 +240,11 @@ class IndexStore:
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), dimensions)
         return np.asarray(ids, dtype=np.int64), matrix
 
+    def paths_of(self, ids: np.ndarray) -> list[str]:
+        """The file of each chunk id, in the order given."""
+        paths = dict(self.conn.execute("SELECT id, path FROM chunks"))
+        return [paths[int(i)] for i in ids]
+
     def counts(self) -> dict[str, int]:
         files = self.conn.execute("SELECT COUNT(*) FROM files").fetchone()[0]
         chunks, vectors = self.conn.execute("SELECT COUNT(*), COUNT(vector) FROM chunks").fetchone()
