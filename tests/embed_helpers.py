@@ -85,6 +85,12 @@ def embed_server(
             process.wait()
 
 
+def hashed_embed_server(cwd: Path) -> contextlib.AbstractContextManager[RunningServer]:
+    """The quick-starting server the HTTP tests share: static hashed model, small limits to test against."""
+    return embed_server(cwd, "--backend", "static", "--max-batch", "16", "--max-text-chars", "5000",
+                        env={"AMANMCP_STATIC_MODEL": "hashed"})
+
+
 def closed_port_url() -> str:
     """An address where nothing listens (bound, then released)."""
     import socket

@@ -990,6 +990,9 @@ def test_javascript_object_literal_functions_and_a_doc_block_above_a_blank_line(
           toJSON: function (x) {
             return JSON.stringify(x);
           },
+          404: function () {
+            return 'a table entry, not a name';
+          },
           name: 'adapters'
         };
     """)

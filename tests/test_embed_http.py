@@ -17,16 +17,14 @@ from amanmcp.embed.mlx import canonical as mlx_canonical
 from amanmcp.embed.ollama import OllamaEmbedder
 from amanmcp.embed.openai import OpenAIEmbedder
 from amanmcp.embed.static import HashedEmbedder
-from embed_helpers import RunningServer, closed_port_url, embed_server
+from embed_helpers import RunningServer, closed_port_url, embed_server, hashed_embed_server
 
 TEXTS = [f"def handler_{i}(request):\n    return retry_with_backoff(request, attempts={i})" for i in range(11)]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    cwd = tmp_path_factory.mktemp("server")
-    with embed_server(cwd, "--backend", "static", "--max-batch", "16", "--max-text-chars", "5000",
-                      env={"AMANMCP_STATIC_MODEL": "hashed"}) as running:
+    with hashed_embed_server(tmp_path_factory.mktemp("server")) as running:
         yield running
 
 

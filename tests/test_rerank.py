@@ -27,7 +27,7 @@ from amanmcp.config import load_config
 from amanmcp.embed.base import EmbedderError
 from amanmcp.embed.rerank import PLACEHOLDER, Reranker, RerankError, make_reranker
 from amanmcp.embed.static import HashedEmbedder
-from embed_helpers import RunningServer, closed_port_url, embed_server
+from embed_helpers import RunningServer, closed_port_url, embed_server, hashed_embed_server
 
 QUERY = "retry_with_backoff after a ConnectionError"
 DOCUMENTS = [
@@ -48,9 +48,7 @@ def expected_scores(query: str, documents: list[str]) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    cwd = tmp_path_factory.mktemp("rerank-server")
-    with embed_server(cwd, "--backend", "static", "--max-batch", "16", "--max-text-chars", "5000",
-                      env={"AMANMCP_STATIC_MODEL": "hashed"}) as running:
+    with hashed_embed_server(tmp_path_factory.mktemp("rerank-server")) as running:
         yield running
 
 

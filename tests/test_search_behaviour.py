@@ -264,3 +264,21 @@ def test_a_js_doc_comment_above_a_blank_line_stays_with_its_function(js_helpers:
 def test_a_dotted_query_puts_that_definition_first(js_helpers: Searcher) -> None:
     top = js_helpers.search("utils.isPlainObject").results[0]
     assert (top.path, top.symbol) == ("lib/utils.js", "utils.isPlainObject")
+
+
+@pytest.mark.slow
+def test_the_readme_demo_query_finds_the_fusion_on_this_repository(tmp_path: Path, embedder: LocalEmbedder) -> None:
+    """The README's own first command must show the function that fuses BM25 and vectors."""
+    import shutil
+
+    repo = Path(__file__).resolve().parents[1]
+    copy = tmp_path / "amanmcp"
+    for part in ("src", "tests", "benchmarks", "README.md", "pyproject.toml"):
+        source = repo / part
+        if source.is_dir():
+            shutil.copytree(source, copy / part, ignore=shutil.ignore_patterns("__pycache__", ".amanmcp"))
+        else:
+            shutil.copy2(source, copy / part)
+    results = searcher(copy, embedder).search("where are BM25 and vector results fused", limit=15).results
+    hits = [(r.path, r.symbol) for r in results]
+    assert ("src/amanmcp/ranking/fusion.py", "fuse") in hits[:5], hits

@@ -122,7 +122,9 @@ def _js_pair(node: Node) -> Hit:
     if _js_value(node.child_by_field_name("value")) != "function":
         return None
     key = node.child_by_field_name("key")
-    name = text(key).strip("'\"`") if key is not None else ""
+    if key is None or key.type in ("number", "computed_property_name"):
+        return None  # `{ 34: function () {} }` is a table entry, not a name anyone searches for
+    name = text(key).strip("'\"`")
     return ("function", name) if name else None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -171,34 +172,23 @@ class HttpEmbedder:
 
     def _request(self, method: str, path: str, payload: dict[str, Any] | None = None) -> Any:
         """JSON in, JSON out, with retries on what may pass: connection errors, timeouts, 5xx."""
-        last = ""
-        for attempt in range(self.attempts):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                response = self._client.request(method, path, json=payload)
-            except httpx.TimeoutException as exc:
-                last = f"timed out ({type(exc).__name__})"
-                continue
-            except httpx.TransportError as exc:
-                last = _short(exc)
-                continue
-            if response.status_code >= 500:
-                last = f"HTTP {response.status_code}: {_error_text(response)}"
-                continue
-            if response.status_code >= 400:
-                raise RequestRejected(
-                    f"{self.label} at {self.endpoint} rejected {method} {path} "
-                    f"(HTTP {response.status_code}): {_error_text(response)}{self._rejection_hint(response)}"
-                )
-            try:
-                return response.json()
-            except ValueError:
-                raise EmbedderError(f"{self.label} at {self.endpoint} answered {path} with non-JSON") from None
-        raise EmbedderError(
-            f"{self.label} at {self.endpoint} failed after {self.attempts} attempts ({last}): "
-            f"{self.how_to_start()}, or choose `--backend static`"
+        response, last = send_with_retries(
+            self._client, method, path, payload, self.attempts, lambda n: self.backoff * 2 ** (n - 1)
         )
+        if response is None:
+            raise EmbedderError(
+                f"{self.label} at {self.endpoint} failed after {self.attempts} attempts ({last}): "
+                f"{self.how_to_start()}, or choose `--backend static`"
+            )
+        if response.status_code >= 400:
+            raise RequestRejected(
+                f"{self.label} at {self.endpoint} rejected {method} {path} "
+                f"(HTTP {response.status_code}): {_error_text(response)}{self._rejection_hint(response)}"
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise EmbedderError(f"{self.label} at {self.endpoint} answered {path} with non-JSON") from None
 
     def _rejection_hint(self, response: httpx.Response) -> str:
         return ""
@@ -212,6 +202,34 @@ class HttpEmbedder:
         if array.ndim != 2 or array.shape[1] == 0:
             raise EmbedderError(f"the server's {what} is not a list of vectors (shape {array.shape})")
         return l2_normalize(array)
+
+
+def send_with_retries(
+    client: httpx.Client, method: str, path: str, payload: dict[str, Any] | None, attempts: int,
+    wait: Callable[[int], float],
+) -> tuple[httpx.Response | None, str]:
+    """The first answer below 500, or (None, the last transient failure) after `attempts` tries.
+
+    Connection errors, timeouts and 5xx may pass, so they are retried after `wait(attempt)`
+    seconds; a 4xx is returned at once for the caller to explain.
+    """
+    last = ""
+    for attempt in range(attempts):
+        if attempt:
+            time.sleep(wait(attempt))
+        try:
+            response = client.request(method, path, json=payload)
+        except httpx.TimeoutException as exc:
+            last = f"timed out ({type(exc).__name__})"
+            continue
+        except httpx.TransportError as exc:
+            last = _short(exc)
+            continue
+        if response.status_code >= 500:
+            last = f"HTTP {response.status_code}: {_error_text(response)}"
+            continue
+        return response, ""
+    return None, last
 
 
 def _short(exc: BaseException) -> str:

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from amanmcp.embed.base import EmbedderError
-from amanmcp.embed.http import _error_text, _short
+from amanmcp.embed.http import _error_text, send_with_retries
 
 if TYPE_CHECKING:
     from amanmcp.config import Settings
@@ -190,35 +189,22 @@ class Reranker:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _request(self, path: str, payload: dict[str, Any]) -> Any:
-        last = ""
-        for attempt in range(ATTEMPTS):
-            if attempt:
-                time.sleep(RETRY_DELAY)
-            try:
-                response = self._client.post(path, json=payload)
-            except httpx.TimeoutException as exc:
-                last = f"timed out ({type(exc).__name__})"
-                continue
-            except httpx.TransportError as exc:
-                last = _short(exc)
-                continue
-            if response.status_code >= 500:
-                last = f"HTTP {response.status_code}: {_error_text(response)}"
-                continue
-            if response.status_code >= 400:
-                detail = _error_text(response)
-                hint = ""
-                if response.status_code in (401, 403):
-                    hint = "; set `reranker.api_key` (AMANMCP_RERANKER_API_KEY)"
-                raise _Rejected(
-                    f"reranker at {self.endpoint} rejected POST {path} (HTTP {response.status_code}): {detail}{hint}",
-                    response.status_code, detail, path,
-                )
-            try:
-                return response.json()
-            except ValueError:
-                raise RerankError(f"reranker at {self.endpoint} answered POST {path} with non-JSON") from None
-        raise RerankError(f"reranker at {self.endpoint} is unreachable ({last}): {HOW_TO_FIX}")
+        response, last = send_with_retries(self._client, "POST", path, payload, ATTEMPTS, lambda _: RETRY_DELAY)
+        if response is None:
+            raise RerankError(f"reranker at {self.endpoint} is unreachable ({last}): {HOW_TO_FIX}")
+        if response.status_code >= 400:
+            detail = _error_text(response)
+            hint = ""
+            if response.status_code in (401, 403):
+                hint = "; set `reranker.api_key` (AMANMCP_RERANKER_API_KEY)"
+            raise _Rejected(
+                f"reranker at {self.endpoint} rejected POST {path} (HTTP {response.status_code}): {detail}{hint}",
+                response.status_code, detail, path,
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise RerankError(f"reranker at {self.endpoint} answered POST {path} with non-JSON") from None
 
     # -- answers ------------------------------------------------------------------------------------
 

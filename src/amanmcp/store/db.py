@@ -207,17 +207,6 @@ class IndexStore:
         where, args = filters.sql()
         return np.fromiter((r[0] for r in self.conn.execute(f"SELECT id FROM chunks c WHERE {where}", args)), np.int64)
 
-    def chunks(self, ids: Sequence[int]) -> dict[int, Chunk]:
-        if not ids:
-            return {}
-        marks = ",".join("?" * len(ids))
-        rows = self.conn.execute(
-            "SELECT id, path, start_line, end_line, content, language, content_type, symbol, symbol_type "
-            f"FROM chunks WHERE id IN ({marks})",
-            list(ids),
-        )
-        return {r[0]: Chunk(*r[1:]) for r in rows}
-
     def chunks_with_features(self, ids: Sequence[int]) -> dict[int, tuple[Chunk, str | None, int | None]]:
         """Chunks by id with their stored (digest, traits): what ranking reads of each candidate."""
         if not ids:
