@@ -82,19 +82,19 @@ def test_status_and_config_show(indexed_project: Path) -> None:
     assert shown["search.rrf_k"]["source"] == "default"
 
 
-@pytest.mark.parametrize(
+@pytest.mark.parametrize(  # exit 2: the request is wrong; 1: it could not be done
     ("args", "message", "code"),
     [
         (["index", "/nonexistent/amanmcp-test"], "does not exist", 2),
         (["search", "x", "--path", "/nonexistent/amanmcp-test"], "does not exist", 2),
-        (["search", "***", "--path", "{root}"], "no words", 1),
+        (["search", "***", "--path", "{root}"], "no words", 2),
         (["search", "NEAR(", "--path", "{root}"], None, 0),
-        (["search", '"', "--path", "{root}"], "no words", 1),
+        (["search", '"', "--path", "{root}"], "no words", 2),
         (["search", "AND", "--path", "{root}"], None, 0),
-        (["search", "x" * 100_000, "--path", "{root}"], "limit is", 1),
-        (["search", "retry", "--path", "{root}", "-n", "0"], "limit must be", 1),
-        (["search", "retry", "--path", "{root}", "-t", "pictures"], "filter must be", 1),
-        (["search", "retry", "--path", "{root}", "-s", "../.."], "leaves the project root", 1),
+        (["search", "x" * 100_000, "--path", "{root}"], "limit is", 2),
+        (["search", "retry", "--path", "{root}", "-n", "0"], "limit must be", 2),
+        (["search", "retry", "--path", "{root}", "-t", "pictures"], "filter must be", 2),
+        (["search", "retry", "--path", "{root}", "-s", "../.."], "leaves the project root", 2),
         (["search", "retry", "--path", "{root}", "--format", "xml"], "--format", 2),
     ],
 )

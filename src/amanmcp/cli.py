@@ -17,7 +17,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from amanmcp.config import ConfigError, LoadedConfig, find_project_root, load_config
+from amanmcp.config import LoadedConfig, find_project_root, load_config
+from amanmcp.errors import AmanError, UsageError
 
 app = typer.Typer(
     help="Local-first code search: index a project, then search it by meaning and by name.",
@@ -36,26 +37,22 @@ PathArg = Annotated[Path, typer.Argument(help="Project folder (default: the curr
 PathOpt = Annotated[Path, typer.Option("--path", "-p", help="Project folder (default: the current folder).")]
 
 
-class UsageProblem(Exception):
+class UsageProblem(UsageError):
     """Bad input from the command line; shown as one line, exit code 2."""
 
 
 def friendly_errors(fn: F) -> F:
-    """Known failures become one clear line on stderr and a non-zero exit, never a traceback."""
-    from amanmcp.embed.base import EmbedderError
-    from amanmcp.search import SearchError
-    from amanmcp.store.layout import IndexLockedError
+    """Known failures become one clear line on stderr and their exit code (2 usage, 1 failure), never a
+    traceback. The message is printed as text: a path or a query is never read as markup."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (UsageProblem, ConfigError) as exc:
-            err.print(f"[red]error:[/red] {exc}", markup=True)
-            raise typer.Exit(2) from None
-        except (SearchError, EmbedderError, IndexLockedError) as exc:
-            err.print(f"[red]error:[/red] {exc}", markup=True)
-            raise typer.Exit(1) from None
+        except AmanError as exc:
+            err.print("[red]error:[/red] ", end="")
+            err.print(str(exc), markup=False)
+            raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted; the previous index is unchanged")
             raise typer.Exit(130) from None

@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from amanmcp.errors import UsageError
+
 PROJECT_FILE = ".amanmcp.yaml"
 INDEX_DIR = ".amanmcp"
 Provider = Literal["auto", "local", "mlx", "ollama", "openai", "static"]
@@ -129,7 +131,7 @@ ENV_KEYS: dict[str, str] = {
 SECRET_KEYS = {"openai.api_key", "reranker.api_key"}
 
 
-class ConfigError(Exception):
+class ConfigError(UsageError):
     """A setting is invalid; the message names the key and where it was set."""
 
 

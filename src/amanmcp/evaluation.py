@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from amanmcp.errors import UsageError
+
 K = 10
 
 
-class EvalError(ValueError):
+class EvalError(UsageError, ValueError):
     """The query file cannot be used; the message says what is wrong and where."""
 
 

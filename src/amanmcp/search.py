@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from amanmcp.config import Settings
 from amanmcp.embed.base import Embedder, EmbedderIdentity
 from amanmcp.embed.rerank import RerankError, make_reranker
+from amanmcp.errors import UsageError
 from amanmcp.ranking import Candidate, QueryProfile, RankingOptions, analyze, source_weights
 from amanmcp.ranking import rank as rank_candidates
 from amanmcp.store import IndexLayout, IndexStore, VectorIndex, read_meta
@@ -30,11 +31,12 @@ RERANK_CHARS = 2000  # of each chunk sent to a reranker: the head says what it i
 DEFINITIONS = frozenset({"class", "function", "struct", "interface", "trait", "type", "enum", "module"})
 
 
-class SearchError(ValueError):
+class SearchError(UsageError, ValueError):
     """The request cannot be answered as asked; the message says why."""
 
 
 class NoIndexError(SearchError):
+    exit_code = 1  # nothing wrong with the request: the project needs indexing first
     pass
 
 

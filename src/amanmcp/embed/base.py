@@ -7,8 +7,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from amanmcp.errors import AmanError
 
-class EmbedderError(Exception):
+
+class EmbedderError(AmanError):
     """A backend cannot produce vectors; the message says how to fix it."""
 
 

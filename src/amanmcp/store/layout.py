@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from amanmcp.config import INDEX_DIR
+from amanmcp.errors import AmanError
 
 
-class IndexLockedError(Exception):
+class IndexLockedError(AmanError):
     """Another process is writing this index."""
 
 
