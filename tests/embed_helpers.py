@@ -1,8 +1,13 @@
-"""A real `amanmcp embed-server` on an ephemeral port, for the HTTP backend tests."""
+"""A real `amanmcp embed-server` on an ephemeral port, for the HTTP backend tests.
+
+`embed_server(..., faults=True)` runs the same command through tests/fault_server.py, which wraps the
+shipped app in the test-only fault switch (tests/fault_app.py); the shipped server has none.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import re
@@ -10,12 +15,13 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 READY = re.compile(r"serving (\S+) \((\w+), (\d+)d\) at (http://\S+)")
+FAULT_SERVER = Path(__file__).resolve().parent / "fault_server.py"
 
 
 @dataclass(frozen=True)
@@ -25,16 +31,37 @@ class RunningServer:
     backend: str
     dimensions: int
     process: subprocess.Popen[str]
+    switch: bool = False  # started with the test-only fault switch
+    stderr: list[str] = field(default_factory=list, compare=False)  # every line it has written so far
 
     def faults(self, **switch: object) -> dict[str, object]:
-        """Set the test-only fault switch: fail_next, status, hang_next, hang_seconds, reset_seen."""
-        response = httpx.post(f"{self.url}/_faults", json=switch, timeout=5)
+        """Set the test-only fault switch: fail_next, status, hang_next, hang_seconds, slow_seconds,
+        reset_seen, reset_calls (tests/fault_app.py); fields not named go back to their defaults."""
+        self._need_switch()
+        response = _switch_client().post(f"{self.url}/_faults", json=switch)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def state(self) -> dict[str, object]:
+        """The switch and its counters (seen, calls, call_sizes), changing nothing."""
+        self._need_switch()
+        response = _switch_client().get(f"{self.url}/_faults")
         response.raise_for_status()
         return dict(response.json())
 
     def seen(self) -> int:
         """Embedding requests the server has received (faulty or not)."""
-        return int(httpx.post(f"{self.url}/_faults", json={"fail_next": 0}, timeout=5).json()["seen"])
+        return int(self.faults(fail_next=0)["seen"])  # type: ignore[call-overload]
+
+    def _need_switch(self) -> None:
+        if not self.switch:
+            raise AssertionError("this server has no fault switch: start it with embed_server(..., faults=True)")
+
+
+@functools.cache
+def _switch_client() -> httpx.Client:
+    """One kept-alive client for the switch: it is set around every test (a fresh client costs ~10 ms)."""
+    return httpx.Client(timeout=5)
 
 
 def amanmcp_command() -> list[str]:
@@ -44,19 +71,23 @@ def amanmcp_command() -> list[str]:
 
 @contextlib.contextmanager
 def embed_server(
-    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90.0
+    cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 90.0, faults: bool = False
 ) -> Iterator[RunningServer]:
-    """Start `amanmcp embed-server --port 0 ARGS`, wait for its ready line, stop it afterwards."""
-    environment = {**os.environ, "AMANMCP_EMBED_SERVER_FAULTS": "1", **(env or {})}
+    """Start `amanmcp embed-server --port 0 ARGS`, wait for its ready line, stop it afterwards.
+    `faults`: the same command with the test-only fault switch (tests/fault_server.py)."""
+    environment = {**os.environ, **(env or {})}
+    command = [sys.executable, str(FAULT_SERVER)] if faults else amanmcp_command()
     process = subprocess.Popen(
-        [*amanmcp_command(), "embed-server", "--port", "0", *args],
+        [*command, "embed-server", "--port", "0", *args],
         cwd=cwd, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     lines: queue.Queue[str | None] = queue.Queue()
+    output: list[str] = []
 
     def pump() -> None:
         assert process.stderr is not None
         for line in process.stderr:
+            output.append(line)
             lines.put(line)
         lines.put(None)
 
@@ -75,7 +106,7 @@ def embed_server(
             if match:
                 break
         model, backend, dims, url = match.groups()
-        yield RunningServer(url, model, backend, int(dims), process)
+        yield RunningServer(url, model, backend, int(dims), process, switch=faults, stderr=output)
     finally:
         process.terminate()
         try:
@@ -86,9 +117,10 @@ def embed_server(
 
 
 def hashed_embed_server(cwd: Path) -> contextlib.AbstractContextManager[RunningServer]:
-    """The quick-starting server the HTTP tests share: static hashed model, small limits to test against."""
+    """The quick-starting server the HTTP tests share: static hashed model, small limits to test against,
+    with the fault switch."""
     return embed_server(cwd, "--backend", "static", "--max-batch", "16", "--max-text-chars", "5000",
-                        env={"AMANMCP_STATIC_MODEL": "hashed"})
+                        env={"AMANMCP_STATIC_MODEL": "hashed"}, faults=True)
 
 
 def closed_port_url() -> str:

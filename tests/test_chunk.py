@@ -13,12 +13,17 @@ Span = tuple[int, int, str | None, str | None]
 
 
 def chunks(path: str, src: str, **limits: int) -> list[Chunk]:
-    """chunk_file plus the invariant every caller relies on: content is exactly the stated lines."""
+    """chunk_file plus the invariant every caller relies on: content is exactly the stated lines
+    (a piece of one over-long line: a substring of that line, within the size limit)."""
     result = chunk_file(path, src, **limits)
     lines = src.splitlines()
     for c in result:
         assert 1 <= c.start_line <= c.end_line <= len(lines)
-        assert c.content == "\n".join(lines[c.start_line - 1 : c.end_line])
+        if c.symbol_type == "part":
+            assert c.start_line == c.end_line and c.content in lines[c.start_line - 1]
+            assert len(c.content) <= limits.get("max_chunk_chars", 6000)
+        else:
+            assert c.content == "\n".join(lines[c.start_line - 1 : c.end_line])
         assert c.path == path
     assert [(c.start_line, c.end_line) for c in result] == sorted((c.start_line, c.end_line) for c in result)
     return result
@@ -123,11 +128,13 @@ def test_windows_also_respect_the_char_limit() -> None:
     assert got == [(1, 3, None, None), (3, 5, None, None), (5, 7, None, None), (7, 9, None, None), (9, 10, None, None)]
 
 
-def test_overlong_single_line_becomes_its_own_chunk() -> None:
+def test_overlong_single_line_is_cut_into_parts_on_its_line() -> None:
     code = "a = 1\nb = '" + "x" * 500 + "'\nc = 3\n"
     got = chunks("x.py", code, max_chunk_chars=100, window_overlap=1)
-    assert [(c.start_line, c.end_line) for c in got] == [(1, 1), (2, 2), (3, 3)]
-    assert len(got[1].content) > 100
+    assert [(c.start_line, c.end_line) for c in got] == [(1, 1), *[(2, 2)] * 6, (3, 3)]
+    parts = [c for c in got if c.start_line == 2]
+    assert all(c.symbol_type == "part" and len(c.content) <= 100 for c in parts)
+    assert "".join(c.content for c in parts) == code.splitlines()[1]  # nothing lost, in order
 
 
 # --- Go --------------------------------------------------------------------------------

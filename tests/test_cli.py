@@ -48,7 +48,7 @@ def test_search_json_is_one_document(indexed_project: Path) -> None:
     assert set(doc["search_quality"]) == {"mode", "degraded", "reason", "backend", "model", "reranker"}
     assert doc["search_quality"]["reranker"] is None  # off by default, and said so
     contract = {"path", "start_line", "end_line", "symbol", "symbol_type", "language", "content_type", "score",
-                "content"}
+                "content", "stale"}
     assert all(set(r) == contract for r in doc["results"])  # every key always there, null when unknown
     first = doc["results"][0]
     assert (first["path"], first["symbol"], first["start_line"]) == ("src/payments/retry.py", "HTTPAdapter", 16)
@@ -94,6 +94,7 @@ def test_status_and_config_show(indexed_project: Path) -> None:
         (["search", "x" * 100_000, "--path", "{root}"], "limit is", 2),
         (["search", "retry", "--path", "{root}", "-n", "0"], "limit must be", 2),
         (["search", "retry", "--path", "{root}", "-t", "pictures"], "filter must be", 2),
+        (["search", "retry", "--path", "{root}", "-l", "cobol"], "languages: go, javascript, markdown, python", 2),
         (["search", "retry", "--path", "{root}", "-s", "../.."], "leaves the project root", 2),
         (["search", "retry", "--path", "{root}", "--format", "xml"], "--format", 2),
     ],

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from amanmcp.config import LoadedConfig, find_project_root, load_config
 from amanmcp.errors import AmanError, UsageError
@@ -28,8 +29,10 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# User data (paths, symbols, headings, content, config values) is never read as markup or emoji codes:
+# it is escaped (`escape`), printed with markup=False, or passed as a `Text`.
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 F = TypeVar("F", bound=Callable[..., Any])
 _MISMATCH = "  [red](differs from the index: searches are BM25-only until you re-run index)[/red]"
 
@@ -39,6 +42,23 @@ PathOpt = Annotated[Path, typer.Option("--path", "-p", help="Project folder (def
 
 class UsageProblem(UsageError):
     """Bad input from the command line; shown as one line, exit code 2."""
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from amanmcp import __version__
+
+        print(f"amanmcp {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    pass
 
 
 def friendly_errors(fn: F) -> F:
@@ -82,6 +102,9 @@ def index(
     backend: Annotated[
         str | None, typer.Option("--backend", "-b", help="Embedding backend: auto|local|mlx|ollama|openai|static.")
     ] = None,
+    allow_empty: Annotated[
+        bool, typer.Option("--allow-empty", help="Let a rebuild that finds nothing to index replace a non-empty index.")
+    ] = False,
 ) -> None:
     """Index a project: scan, chunk, embed and store, with progress and a stage-timing table."""
     from amanmcp.embed.factory import select_embedder
@@ -89,9 +112,10 @@ def index(
 
     root, loaded = _project(path)
     selection = select_embedder(loaded.settings, backend)
-    err.print(f"indexing [bold]{root}[/bold] with {selection.backend} ({selection.reason})")
+    err.print(f"indexing [bold]{escape(str(root))}[/bold] with {escape(selection.backend)} "
+              f"({escape(selection.reason)})")
     if selection.fallback:
-        err.print(f"[yellow]fallback:[/yellow] {selection.provenance.chain()}", markup=True)
+        err.print(f"[yellow]fallback:[/yellow] {escape(selection.provenance.chain())}", markup=True)
     labels = {"scan": "scan files", "chunk": "chunk", "embed": "embed", "store": "store", "index": "vector index"}
     progress = Progress(
         TextColumn("{task.description:>12}"), BarColumn(), MofNCompleteColumn(),
@@ -105,9 +129,9 @@ def index(
         progress.update(tasks[event.stage], completed=event.done if event.total else 1, total=max(event.total, 1))
 
     with progress:
-        report = Indexer(root, loaded.settings, selection.embedder, on_event).run(force=force)
+        report = Indexer(root, loaded.settings, selection.embedder, on_event).run(force=force, allow_empty=allow_empty)
 
-    table = Table(title=f"Indexed {root}", title_justify="left")
+    table = Table(title=Text(f"Indexed {root}"), title_justify="left")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
     for stage in ("scan", "chunk", "load", "embed", "store", "index"):
@@ -118,13 +142,13 @@ def index(
     out.print(table)
     mode = "full rebuild" if report.full_rebuild else "incremental"
     out.print(
-        f"{mode} ({report.reason}): {report.files_changed} files (re)indexed, {report.files_removed} removed, "
+        f"{mode} ({escape(report.reason)}): {report.files_changed} files (re)indexed, {report.files_removed} removed, "
         f"{report.chunks_embedded} chunks embedded at {report.chunks_per_second:.1f} chunks/s"
         f"{f' ({report.chunks_reused} unchanged kept their vectors)' if report.chunks_reused else ''}; "
         f"index holds {report.files_total} files, {report.chunks_total} chunks"
     )
     if report.skipped:
-        out.print("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items())))
+        out.print("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items())), markup=False)
 
 
 @app.command()
@@ -161,12 +185,14 @@ def search(
         return
     quality = response.search_quality
     if quality.degraded:
-        err.print(f"[yellow]{quality.mode}:[/yellow] {quality.reason}")
+        err.print(f"[yellow]{quality.mode}:[/yellow] {escape(quality.reason)}")
     if not response.results:
         out.print("no results")
     for i, r in enumerate(response.results, 1):
-        name = f"  [cyan]{r.symbol}[/cyan] ({r.symbol_type})" if r.symbol else ""
-        out.print(f"[bold]{i:>2}. {r.path}:{r.start_line}-{r.end_line}[/bold]{name}  [dim]{r.score:.3f}[/dim]")
+        name = f"  [cyan]{escape(r.symbol)}[/cyan] ({escape(r.symbol_type or '?')})" if r.symbol else ""
+        stale = "  [yellow](changed on disk since indexed)[/yellow]" if r.stale else ""
+        out.print(f"[bold]{i:>2}. {escape(r.path)}:{r.start_line}-{r.end_line}[/bold]{name}  "
+                  f"[dim]{r.score:.3f}[/dim]{stale}")
         if r.explain:
             e = r.explain
             out.print(f"    [dim]bm25 rank {e.bm25_rank}, vector rank {e.vector_rank} "
@@ -209,7 +235,7 @@ def eval_(
     if as_json:
         print(json.dumps(report.to_dict(verbose), indent=2))
         return
-    table = Table(title=f"{tool} on {root} ({len(cases)} queries)", title_justify="left")
+    table = Table(title=f"{tool} on {escape(str(root))} ({len(cases)} queries)", title_justify="left")
     for column in ("category", "queries", "NDCG@10", "MRR@10", "recall@10"):
         table.add_column(column, justify="left" if column == "category" else "right")
     for name, m in [*report.by_category.items(), ("all", report.overall)]:
@@ -238,16 +264,20 @@ def status(
         print(info.model_dump_json(indent=2))
         return
     if not info.indexed:
-        out.print(f"{root}: not indexed yet. Run `amanmcp index {root}`.")
+        out.print(f"{root}: not indexed yet. Run `amanmcp index {root}`.", markup=False)
         raise typer.Exit(1)
-    table = Table(show_header=False, title=f"amanmcp index of {root}", title_justify="left")
+    table = Table(show_header=False, title=f"amanmcp index of {escape(str(root))}", title_justify="left")
+    stale = str(info.stale_files)
+    if info.stale_files:
+        stale += " [yellow](changed or deleted since indexed: `amanmcp index` or `serve` updates them)[/yellow]"
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(info.last_indexed or 0))
     rows: list[tuple[str, str]] = [
-        ("files", str(info.files)), ("chunks", str(info.chunks)), ("vectors", f"{info.vectors} ({info.vector_index})"),
-        ("size", f"{info.size_bytes / 1e6:.1f} MB"), ("embedder", info.embedder or "?"),
+        ("files", str(info.files)), ("stale files", stale), ("chunks", str(info.chunks)),
+        ("vectors", f"{info.vectors} ({info.vector_index})"),
+        ("size", f"{info.size_bytes / 1e6:.1f} MB"), ("embedder", escape(info.embedder or "?")),
         ("current embedder", escape(info.current_embedder) + ("" if info.embedder_matches else _MISMATCH)),
-        ("last indexed", when), ("languages", ", ".join(f"{k} {v}" for k, v in info.languages.items())),
-        ("skipped", ", ".join(f"{k} {v}" for k, v in info.skipped.items()) or "none"),
+        ("last indexed", when), ("languages", escape(", ".join(f"{k} {v}" for k, v in info.languages.items()))),
+        ("skipped", escape(", ".join(f"{k} {v}" for k, v in info.skipped.items()) or "none")),
     ]
     if not info.complete:
         rows.insert(0, ("state", "[yellow]partial: a first build is running (`serve`) or was interrupted; "
@@ -280,8 +310,8 @@ def config_show(
         print(json.dumps({k: {"value": v, "source": s} for k, v, s in rows}, indent=2))
         return
     table = Table("key", "value", "source")
-    for key, value, source in rows:
-        table.add_row(key, json.dumps(value), source)
+    for key, value, source in rows:  # values and sources (file paths) are data: exclude patterns hold brackets
+        table.add_row(Text(key), Text(json.dumps(value)), Text(source))
     out.print(table)
 
 
@@ -319,9 +349,10 @@ def init(
 
     root, loaded = _project(path)
     report = init_project(root, loaded.settings, backend)
-    out.print(f"[bold]amanmcp init {root}[/bold]")
-    out.print(f"  .amanmcp.yaml  {report.config} (backend {report.backend}: {report.reason})")
-    out.print(f"  .gitignore     {'.amanmcp/ ' + report.gitignore if report.gitignore != 'kept' else 'kept'}")
+    out.print(f"[bold]amanmcp init {escape(str(root))}[/bold]")
+    out.print(f"  .amanmcp.yaml  {report.config} (backend {report.backend}: {report.reason})", markup=False)
+    out.print(f"  .gitignore     {'.amanmcp/ ' + report.gitignore if report.gitignore != 'kept' else 'kept'}",
+              markup=False)
     out.print(f"  .mcp.json      {report.mcp_json}: amanmcp -> {report.command} serve", markup=False)
     out.print("To use amanmcp in every project (Claude Code user scope), run:")
     out.print(f"  {report.user_scope}", markup=False)
@@ -340,25 +371,47 @@ def init(
 @friendly_errors
 def embed_server(
     host: Annotated[str, typer.Option("--host", help="Address to listen on (loopback by default).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port (0: any free port).")] = 9659,
+    port: Annotated[int, typer.Option("--port", help="Port, 1-65535 (0: any free port).")] = 9659,
     backend: Annotated[str, typer.Option("--backend", "-b", help="What to serve: local|static.")] = "local",
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model to serve (default: from config).")] = None,
     max_batch: Annotated[int, typer.Option("--max-batch", help="Most texts per request.")] = 256,
     max_text_chars: Annotated[int, typer.Option("--max-text-chars", help="Longest text accepted.")] = 100_000,
+    max_request_chars: Annotated[
+        int, typer.Option("--max-request-chars", help="Most characters per request, all texts together.")
+    ] = 2_000_000,
     path: PathOpt = Path("."),
 ) -> None:
     """Serve an in-process embedder over HTTP: MLX-server, OpenAI and Ollama wire formats."""
+    import errno
     import os
 
     from amanmcp.embed.factory import select_embedder
-    from amanmcp.embed_server import API_KEY_ENV, FAULTS_ENV, Limits, bind, create_app, is_loopback
+    from amanmcp.embed_server import API_KEY_ENV, BACKLOG, Limits, bind, create_app, is_loopback, resolve, url_host
     from amanmcp.embed_server import serve as run_server
 
     if backend not in ("local", "static"):
         raise UsageProblem(f"--backend must be local or static (a server cannot serve another server), not {backend!r}")
-    if max_batch < 1 or max_text_chars < 1:
-        raise UsageProblem("--max-batch and --max-text-chars must be positive")
+    if max_batch < 1 or max_text_chars < 1 or max_request_chars < 1:
+        raise UsageProblem("--max-batch, --max-text-chars and --max-request-chars must be positive")
+    if not 0 <= port <= 65535:
+        raise UsageProblem(f"--port must be between 1 and 65535 (or 0 for any free port), not {port}")
+    if not host.strip():
+        raise UsageProblem("--host is empty: give an address such as 127.0.0.1 or 0.0.0.0")
+    try:
+        resolve(host, port)
+    except (OSError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageProblem(f"cannot listen on --host {host!r}: {reason}; give an address of this machine") from None
     _, loaded = _project(path)
+
+    def listen_problem(exc: OSError) -> UsageProblem:
+        what = "--host" if exc.errno == errno.EADDRNOTAVAIL else "--port"  # not an address of this machine
+        return UsageProblem(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another {what}")
+
+    try:
+        sock = bind(host, port, listen=False)  # a busy port fails now, before the model loads
+    except OSError as exc:
+        raise listen_problem(exc) from None
     settings = loaded.settings
     if model:
         section, field = ("embeddings", "model") if backend == "local" else ("static", "model")
@@ -367,19 +420,20 @@ def embed_server(
     err.print(f"loading {backend} model ...")
     embedder.embed_documents(["warm up"])  # load before announcing: /health must tell the truth
     try:
-        sock = bind(host, port)
+        sock.listen(BACKLOG)  # clients were refused while the model loaded; from now on they wait in the backlog
     except OSError as exc:
-        raise UsageProblem(f"cannot listen on {host}:{port}: {exc.strerror or exc}; choose another --port") from None
+        sock.close()
+        raise listen_problem(exc) from None
     api_key = os.environ.get(API_KEY_ENV, "")
     if not is_loopback(host) and not api_key:
-        err.print(f"[yellow]warning:[/yellow] listening on {host} without {API_KEY_ENV}: anyone who can reach it "
-                  "can use it", markup=True)
+        err.print(f"[yellow]warning:[/yellow] listening on {escape(host)} without {API_KEY_ENV}: anyone who can "
+                  "reach it can use it", markup=True)
     bound = sock.getsockname()[1]
     identity = embedder.identity
     print(f"amanmcp embed-server: serving {identity.model} ({backend}, {identity.dimensions}d) "
-          f"at http://{host}:{bound}", file=sys.stderr, flush=True)
-    limits = Limits(max_batch, max_text_chars)
-    app_ = create_app(embedder, backend, limits, faults=os.environ.get(FAULTS_ENV) == "1", api_key=api_key)
+          f"at http://{url_host(host)}:{bound}", file=sys.stderr, flush=True)
+    limits = Limits(max_batch, max_text_chars, max_request_chars)
+    app_ = create_app(embedder, backend, limits, api_key=api_key)
     run_server(app_, sock, log_level=loaded.settings.log_level)
 
 
@@ -406,7 +460,7 @@ def bench(
 
     def progress(result: BenchResult) -> None:
         state = f"{result.chunks_per_s} chunks/s" if result.available else "unavailable"
-        err.print(f"  {result.name}: {state}")
+        err.print(f"  {result.name}: {state}", markup=False)
 
     try:
         report = run_bench(root, loaded.settings, names, texts, repeats, on_result=progress)
@@ -417,8 +471,9 @@ def bench(
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
         return
-    table = Table(title=f"amanmcp bench: {report.texts} chunks of {root} (avg {report.avg_chars:.0f} chars), "
-                        f"{report.machine['usable_cpus']} CPUs", title_justify="left")
+    title = (f"amanmcp bench: {report.texts} chunks of {escape(str(root))} (avg {report.avg_chars:.0f} chars), "
+             f"{report.machine['usable_cpus']} CPUs")
+    table = Table(title=title, title_justify="left")
     for column in ("backend", "ok", "dims", "load s", "batch-32 ms", "chunks/s", "query ms", "peak MB"):
         table.add_column(column, justify="left" if column == "backend" else "right", no_wrap=True)
 
@@ -426,18 +481,19 @@ def bench(
         return "—" if value is None else f"{value:,}"
 
     for r in report.results:
-        table.add_row(r.name, "yes" if r.available else "[red]no[/red]", cell(r.dimensions), cell(r.load_s),
+        table.add_row(Text(r.name), "yes" if r.available else "[red]no[/red]", cell(r.dimensions), cell(r.load_s),
                       cell(r.batch32_ms), cell(r.chunks_per_s), cell(r.query_ms), cell(r.peak_mb))
-    Console(highlight=False, width=max(out.width, 110)).print(table)  # a report: never squeeze numbers into "…"
+    wide = Console(highlight=False, emoji=False, width=max(out.width, 110))
+    wide.print(table)  # a report: never squeeze numbers into "…"
     for r in report.results:
-        out.print(f"  {r.name}: ", end="")
+        out.print(f"  {r.name}: ", end="", markup=False)
         out.print(r.detail, markup=False)
     for name in ("local-onnx", "local-onnx-int8", "static"):
         ratio = report.ratio(name, "local-torch")
         if ratio is not None:
             out.print(f"{name} / local-torch (sentence-transformers encode): {ratio:.2f}× the chunks/s")
     if plot is not None:
-        out.print(f"chart written to {plot}")
+        out.print(f"chart written to {plot}", markup=False)
 
 
 @app.command()
@@ -456,7 +512,7 @@ def doctor(
     else:
         marks = {"ok": "[green]✓[/green]", "warn": "[yellow]![/yellow]", "fail": "[red]✗[/red]"}
         for check in report.checks:
-            out.print(f"{marks[check.level]} [bold]{check.name}[/bold]: ", end="")
+            out.print(f"{marks[check.level]} [bold]{escape(check.name)}[/bold]: ", end="")
             out.print(check.detail, markup=False)
             if check.fix and check.level != "ok":
                 out.print("    fix: ", end="", style="dim")

@@ -10,8 +10,10 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
+import pathspec
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from amanmcp.errors import UsageError
 
@@ -22,6 +24,12 @@ Provider = Literal["auto", "local", "mlx", "ollama", "openai", "static"]
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _combination(message: str, *keys: str) -> PydanticCustomError:
+    """A ValueError about several settings of one section together; `_explain` names each key and
+    where it was set. `keys` are relative to the section."""
+    return PydanticCustomError("combination", message, {"keys": keys})
 
 
 class EmbeddingsSettings(_Section):
@@ -43,6 +51,14 @@ class SearchSettings(_Section):
     candidates: int = Field(100, ge=10, le=2000)
     max_query_chars: int = Field(2000, ge=10)
 
+    @model_validator(mode="after")
+    def _something_ranks(self) -> SearchSettings:
+        if self.bm25_weight == self.vector_weight == self.symbol_weight == 0:
+            raise _combination("search.bm25_weight, search.vector_weight and search.symbol_weight are all 0: "
+                               "at least one must be above 0, or no search finds anything",
+                               "bm25_weight", "vector_weight", "symbol_weight")
+        return self
+
 
 class IndexSettings(_Section):
     max_file_size: int = Field(2 * 1024 * 1024, ge=1)
@@ -52,6 +68,36 @@ class IndexSettings(_Section):
     window_lines: int = Field(60, ge=5)
     window_overlap: int = Field(10, ge=0)
     exact_search_max: int = Field(100_000, ge=0)  # above this many vectors, use a usearch HNSW index
+
+    @field_validator("exclude")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                pathspec.GitIgnoreSpec.from_lines([pattern])
+            except Exception as exc:
+                raise ValueError(f"{pattern!r} is not a valid .gitignore pattern ({exc})") from None
+        return value
+
+    @model_validator(mode="after")
+    def _windows_fit(self) -> IndexSettings:
+        """Combinations that make chunking impossible: every file would fail to chunk.
+
+        A window size or overlap left at its default follows a smaller max_chunk_lines instead."""
+        if "window_lines" not in self.model_fields_set:
+            self.window_lines = min(self.window_lines, self.max_chunk_lines)
+        if "window_overlap" not in self.model_fields_set:
+            self.window_overlap = min(self.window_overlap, self.window_lines // 2)
+        if self.window_overlap >= self.window_lines:
+            raise _combination(
+                f"index.window_overlap ({self.window_overlap}) must be less than index.window_lines "
+                f"({self.window_lines}), or no window moves forward and no file can be chunked",
+                "window_overlap", "window_lines")
+        if self.window_lines > self.max_chunk_lines:
+            raise _combination(
+                f"index.window_lines ({self.window_lines}) must be at most index.max_chunk_lines "
+                f"({self.max_chunk_lines}): a window is one chunk", "window_lines", "max_chunk_lines")
+        return self
 
 
 class ServerSettings(_Section):
@@ -128,7 +174,8 @@ ENV_KEYS: dict[str, str] = {
     "AMANMCP_RERANKER_API_KEY": "reranker.api_key",
     "AMANMCP_LOG_LEVEL": "log_level",
 }
-SECRET_KEYS = {"openai.api_key", "reranker.api_key"}
+SECRET_KEYS = {f"{name}.api_key" for name, field in Settings.model_fields.items()  # every section's api_key
+               if "api_key" in getattr(field.annotation, "model_fields", {})}
 
 
 class ConfigError(UsageError):
@@ -226,6 +273,11 @@ def _explain(exc: ValidationError, sources: dict[str, str]) -> str:
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "combination":  # several keys together: name each and where it was set
+            keys = [f"{key}.{k}" if key else k for k in err.get("ctx", {}).get("keys", ())]
+            named = ", ".join(f"{k!r} (set in {sources.get(k, 'defaults')})" for k in keys)
+            lines.append(f"invalid combination of settings {named}: {err['msg']}")
+            continue
         where = sources.get(key, "defaults")
         lines.append(f"invalid setting {key!r} (set in {where}): {err['msg']}")
     return "\n".join(lines)

@@ -16,20 +16,46 @@ query instruction) and each embedded document, best first. A cross-encoder ranks
 lets the rerank clients be tested end to end and gives a team one server for both jobs.
 
 The server names the model it serves (in /health, /v1/models and /api/tags) and accepts that
-name, or none, in requests. Requests over the batch, text or body limits get a 4xx; every error
-is JSON, never a traceback. With AMANMCP_EMBED_SERVER_FAULTS=1 (tests only) `POST /_faults` makes
-the next requests fail or hang, to prove the clients' retries and timeouts. With
-AMANMCP_EMBED_SERVER_API_KEY set, requests need that bearer key (clients: AMANMCP_OPENAI_API_KEY).
+name, or none, in requests. With AMANMCP_EMBED_SERVER_API_KEY set, every route but /health wants
+that bearer key (clients: AMANMCP_OPENAI_API_KEY); the key is compared as bytes, so any header is
+a plain 401, never a crash.
+
+Hostile or malformed input is a 4xx with a JSON error, never a traceback or a 500: a body that is
+not JSON, not UTF-8, nested too deeply (Python's parser raises RecursionError: 400) or over the
+byte limit; a field of the wrong type; text that is not valid Unicode (a lone surrogate such as
+"\\ud800" cannot be encoded for the model or the answer: 400). Work per request is bounded three
+ways: texts per request (--max-batch, 413), characters per text (--max-text-chars, 413) and
+characters in all (--max-request-chars, texts × length, 413).
+
+Fair service. One worker thread owns the model (one batch at a time uses all the cores). Each
+request is cut into sub-batches (at most `Limits.sub_batch` texts and `Limits.sub_batch_chars`
+characters, but always at least one text) and the requests take turns, one sub-batch each, round
+robin: a request is queued at the back, runs one sub-batch when it reaches the front, and goes to
+the back again if it has more. So a one-text request that arrives while a 256-text batch runs
+waits for at most one sub-batch of each request already in the queue, not for the whole batch,
+and no request starves however many small ones arrive (each waits at most one turn of every
+request ahead of it). Answers are assembled in order. A request whose client closes the
+connection (a client that timed out, say, and will retry) stops after its current sub-batch
+instead of holding the model for nothing.
+
+The shipped app has no test switch; the tests wrap `create_app` in a fault-injecting middleware
+(tests/fault_app.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import functools
+import hmac
 import ipaddress
 import json
 import logging
+import re
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +63,7 @@ from typing import Any
 import anyio
 import numpy as np
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
@@ -45,15 +71,19 @@ from amanmcp.embed.base import Embedder
 
 log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
-FAULTS_ENV = "AMANMCP_EMBED_SERVER_FAULTS"
 API_KEY_ENV = "AMANMCP_EMBED_SERVER_API_KEY"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_PARSE_IN_THREAD_BYTES = 1 << 20  # bodies over 1 MiB are parsed off the event loop
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     max_batch: int = 256  # texts per request
     max_text_chars: int = 100_000  # characters per text
+    max_request_chars: int = 2_000_000  # characters per request, all texts (and the rerank query) together
     max_body_bytes: int = 64 * 1024 * 1024
+    sub_batch: int = 32  # texts per turn on the model (see "Fair service")
+    sub_batch_chars: int = 262_144  # characters per turn on the model (a sub-batch has at least one text)
 
 
 class ApiError(Exception):
@@ -64,31 +94,64 @@ class ApiError(Exception):
         self.status = status
 
 
-@dataclass(slots=True)
-class Faults:
-    """Test-only switch: fail (with `status`) or hang (for `hang_seconds`) the next N embedding requests."""
+@dataclass(eq=False, slots=True)
+class _Job:
+    """One request's sub-batches, run in order; `results` fills as they run."""
 
-    fail_next: int = 0
-    status: int = 503
-    hang_next: int = 0
-    hang_seconds: float = 5.0
-    seen: int = 0  # embedding requests received, faulty or not
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    steps: list[Callable[[], Any]]
+    results: list[Any] = field(default_factory=list)
+    future: concurrent.futures.Future[list[Any]] = field(default_factory=concurrent.futures.Future)
+    cancelled: bool = False
 
-    def take(self) -> tuple[str, float | int] | None:
-        with self.lock:
-            self.seen += 1
-            if self.hang_next > 0:
-                self.hang_next -= 1
-                return ("hang", self.hang_seconds)
-            if self.fail_next > 0:
-                self.fail_next -= 1
-                return ("fail", self.status)
-            return None
+
+class FairScheduler:
+    """One worker thread runs every model call; requests take turns, one sub-batch each (round robin)."""
+
+    def __init__(self) -> None:
+        self._queue: deque[_Job] = deque()
+        self._wake = threading.Condition()
+        self._worker = threading.Thread(target=self._work, name="amanmcp-embed-worker", daemon=True)
+        self._worker.start()
+
+    def submit(self, steps: list[Callable[[], Any]]) -> _Job:
+        job = _Job(steps)
+        with self._wake:
+            self._queue.append(job)
+            self._wake.notify()
+        return job
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                while not self._queue:
+                    self._wake.wait()
+                job = self._queue.popleft()
+            if job.cancelled or job.future.done():
+                continue
+            try:
+                job.results.append(job.steps[len(job.results)]())
+            except Exception as exc:
+                _settle(job.future, exc)
+                continue
+            if len(job.results) == len(job.steps):
+                _settle(job.future, job.results)
+            else:
+                with self._wake:
+                    self._queue.append(job)  # to the back: every other waiting request gets its turn first
+
+
+def _settle(future: concurrent.futures.Future[list[Any]], outcome: list[Any] | Exception) -> None:
+    try:
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+    except concurrent.futures.InvalidStateError:  # the waiter was cancelled meanwhile
+        pass
 
 
 class EmbedService:
-    """The embedder behind a lock: one batch at a time uses all the cores; requests queue."""
+    """The embedder behind a fair scheduler: one sub-batch at a time uses all the cores; requests take turns."""
 
     def __init__(self, embedder: Embedder, backend: str, limits: Limits) -> None:
         self.embedder = embedder
@@ -96,7 +159,7 @@ class EmbedService:
         self.limits = limits
         self.model = embedder.identity.model
         self.dim = embedder.dimensions
-        self._lock = threading.Lock()
+        self.scheduler = FairScheduler()
         self.started = time.time()
 
     def check_model(self, requested: Any) -> None:
@@ -109,80 +172,149 @@ class EmbedService:
                 404, f"model {requested!r} is not served here; this server serves {self.model!r} (or omit 'model')"
             )
 
-    def check_texts(self, texts: Any, field_name: str) -> list[str]:
+    def check_texts(self, texts: Any, field_name: str, extra_chars: int = 0) -> list[str]:
+        """A string or a non-empty list of strings, within every limit; `extra_chars`: the rerank query."""
         if isinstance(texts, str):
             texts = [texts]
-        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
-            raise ApiError(400, f"'{field_name}' must be a string or a list of strings")
+        if not isinstance(texts, list):
+            raise ApiError(400, f"'{field_name}' must be a string or a list of strings, not {_kind(texts)}")
         if not texts:
             raise ApiError(400, f"'{field_name}' is empty")
         if len(texts) > self.limits.max_batch:
             raise ApiError(
                 413, f"{len(texts)} texts in one request; the limit is {self.limits.max_batch}: send smaller batches"
             )
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise ApiError(400, f"'{field_name}' must be a string or a list of strings (item {i} is {_kind(text)})")
         longest = max(len(t) for t in texts)
         if longest > self.limits.max_text_chars:
             raise ApiError(413, f"a text has {longest:,} characters; the limit is {self.limits.max_text_chars:,}")
+        total = sum(len(t) for t in texts) + extra_chars
+        if total > self.limits.max_request_chars:
+            raise ApiError(
+                413, f"the request has {total:,} characters in all; the limit is {self.limits.max_request_chars:,} "
+                "per request: send fewer or shorter texts"
+            )
+        for i, text in enumerate(texts):
+            check_unicode(text, f"'{field_name}' item {i}" if len(texts) > 1 else f"'{field_name}'")
         return texts
 
-    async def embed(self, texts: list[str]) -> np.ndarray:
-        def run() -> np.ndarray:
-            with self._lock:
-                return np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)
+    def sub_batches(self, texts: list[str]) -> list[list[str]]:
+        """Consecutive runs of at most `sub_batch` texts and `sub_batch_chars` characters (at least one text)."""
+        batches: list[list[str]] = []
+        current: list[str] = []
+        chars = 0
+        for text in texts:
+            if current and (len(current) >= self.limits.sub_batch or chars + len(text) > self.limits.sub_batch_chars):
+                batches.append(current)
+                current, chars = [], 0
+            current.append(text)
+            chars += len(text)
+        if current:
+            batches.append(current)
+        return batches
 
-        return await anyio.to_thread.run_sync(run)
+    def _documents(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.embedder.embed_documents(texts), dtype=np.float32)
 
-    async def similarities(self, query: str, documents: list[str]) -> np.ndarray:
+    def _query(self, text: str) -> np.ndarray:
+        return np.asarray(self.embedder.embed_query(text), dtype=np.float32)
+
+    async def _run(self, steps: list[Callable[[], Any]], request: Request | None) -> list[Any]:
+        """Queue the steps and wait for them; if the client goes away first, the rest are not run."""
+        job = self.scheduler.submit(steps)
+        done = asyncio.wrap_future(job.future)
+        gone = asyncio.ensure_future(_disconnected(request)) if request is not None else None
+        try:
+            if gone is None:
+                return await done
+            await asyncio.wait({done, gone}, return_when=asyncio.FIRST_COMPLETED)
+            if done.done():
+                return done.result()
+            raise ApiError(499, "the client closed the connection; the request was abandoned")
+        finally:
+            job.cancelled = True  # a no-op once done; otherwise its remaining sub-batches are skipped
+            if not done.done():
+                done.cancel()  # nobody waits for it any more
+            if gone is not None:
+                gone.cancel()
+
+    async def embed(self, texts: list[str], request: Request | None = None) -> np.ndarray:
+        steps: list[Callable[[], Any]] = [functools.partial(self._documents, b) for b in self.sub_batches(texts)]
+        return np.concatenate(await self._run(steps, request))
+
+    async def similarities(self, query: str, documents: list[str], request: Request | None = None) -> np.ndarray:
         """Cosine similarity of the query (embedded as a search embeds it) and each document."""
-
-        def run() -> np.ndarray:
-            prefix = self.embedder.identity.query_prefix
-            with self._lock:
-                query_vector = np.asarray(self.embedder.embed_query(prefix + query), dtype=np.float32)
-                vectors = np.asarray(self.embedder.embed_documents(documents), dtype=np.float32)
-            return vectors @ query_vector  # rows are L2-normalised: a dot product is the cosine
-
-        return await anyio.to_thread.run_sync(run)
+        prefix = self.embedder.identity.query_prefix
+        steps: list[Callable[[], Any]] = [functools.partial(self._query, prefix + query)]
+        steps += [functools.partial(self._documents, b) for b in self.sub_batches(documents)]
+        query_vector, *parts = await self._run(steps, request)
+        return np.concatenate(parts) @ query_vector  # rows are L2-normalised: a dot product is the cosine
 
 
-def create_app(
-    embedder: Embedder, backend: str, limits: Limits | None = None, faults: bool = False, api_key: str = ""
-) -> Starlette:
+async def _disconnected(request: Request) -> None:
+    """Returns when the client closes the connection (the body has been read by then)."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def check_unicode(text: str, what: str) -> None:
+    """JSON can carry lone surrogates ("\\ud800"); no model or UTF-8 answer can: a 400, not a crash."""
+    bad = _SURROGATE.search(text)
+    if bad:
+        raise ApiError(
+            400, f"{what} is not valid Unicode: a lone surrogate (\\u{ord(bad.group()):04x}) at character "
+            f"{bad.start():,}; send UTF-8 text"
+        )
+
+
+def _kind(value: Any) -> str:
+    names = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string",
+             list: "a list", dict: "an object"}
+    return names.get(type(value), type(value).__name__)
+
+
+def create_app(embedder: Embedder, backend: str, limits: Limits | None = None, api_key: str = "") -> Starlette:
     """`api_key`: when set, every route but /health wants `Authorization: Bearer <key>`."""
     service = EmbedService(embedder, backend, limits or Limits())
-    switch = Faults() if faults else None
 
     async def read_json(request: Request) -> dict[str, Any]:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > service.limits.max_body_bytes:
             raise ApiError(413, f"request body over {service.limits.max_body_bytes:,} bytes")
         body = bytearray()
-        async for piece in request.stream():
-            body.extend(piece)
-            if len(body) > service.limits.max_body_bytes:
-                raise ApiError(413, f"request body over {service.limits.max_body_bytes:,} bytes")
         try:
-            data = json.loads(body)
-        except ValueError:
+            async for piece in request.stream():
+                body.extend(piece)
+                if len(body) > service.limits.max_body_bytes:
+                    raise ApiError(413, f"request body over {service.limits.max_body_bytes:,} bytes")
+        except ClientDisconnect:
+            raise ApiError(400, "the client closed the connection before the whole body arrived") from None
+        try:
+            if len(body) > _PARSE_IN_THREAD_BYTES:
+                data = await anyio.to_thread.run_sync(json.loads, bytes(body))
+            else:
+                data = json.loads(body)
+        except RecursionError:
+            raise ApiError(400, "the request body is nested too deeply to be a request") from None
+        except ValueError:  # also bytes that are not UTF-8, and integers too long to parse
             raise ApiError(400, "the request body is not valid JSON") from None
         if not isinstance(data, dict):
             raise ApiError(400, "the request body must be a JSON object")
         return data
 
-    def endpoint(handler: Callable[[Request], Awaitable[Any]], openai_errors: bool = False,
-                 faulty: bool = True) -> Callable[[Request], Awaitable[JSONResponse]]:
-        """Every route: faults (if switched on), then the handler; any failure is a JSON error."""
+    def endpoint(
+        handler: Callable[[Request], Awaitable[Any]], openai_errors: bool = False
+    ) -> Callable[[Request], Awaitable[JSONResponse]]:
+        """Every route: the key (if one is set), then the handler; any failure is a JSON error."""
 
         async def wrapped(request: Request) -> JSONResponse:
             try:
                 if api_key and request.url.path != "/health" and not _authorized(request, api_key):
                     raise ApiError(401, "missing or wrong bearer key: send `Authorization: Bearer <key>`")
-                if switch is not None and faulty:
-                    fault = switch.take()
-                    if fault and fault[0] == "hang":
-                        await anyio.sleep(float(fault[1]))
-                    elif fault:
-                        raise ApiError(int(fault[1]), "injected fault (test switch)")
                 return JSONResponse(await handler(request))
             except ApiError as exc:
                 return _error(exc.status, str(exc), openai_errors)
@@ -193,13 +325,14 @@ def create_app(
         return wrapped
 
     def rows(vectors: np.ndarray) -> list[list[float]]:
-        return [[float(x) for x in row] for row in vectors]
+        return vectors.tolist()  # type: ignore[no-any-return]
 
     async def health(request: Request) -> dict[str, Any]:
         return {
             "status": "healthy", "model": service.model, "loaded_model": service.model, "dim": service.dim,
             "backend": service.backend, "max_batch_size": service.limits.max_batch,
-            "max_text_chars": service.limits.max_text_chars, "uptime_s": round(time.time() - service.started, 1),
+            "max_text_chars": service.limits.max_text_chars, "max_request_chars": service.limits.max_request_chars,
+            "uptime_s": round(time.time() - service.started, 1),
         }
 
     async def embed_one(request: Request) -> dict[str, Any]:
@@ -208,9 +341,9 @@ def create_app(
         if "text" not in data:
             raise ApiError(400, "missing 'text'")
         if not isinstance(data["text"], str):
-            raise ApiError(400, "'text' must be a string")
+            raise ApiError(400, f"'text' must be a string, not {_kind(data['text'])}")
         texts = service.check_texts(data["text"], "text")
-        vectors = await service.embed(texts)
+        vectors = await service.embed(texts, request)
         return {"embedding": rows(vectors)[0], "model": service.model, "dim": service.dim, "normalized": True}
 
     async def embed_batch(request: Request) -> dict[str, Any]:
@@ -219,7 +352,7 @@ def create_app(
         if not isinstance(data.get("texts"), list):
             raise ApiError(400, "missing 'texts' (a list of strings)")
         texts = service.check_texts(data["texts"], "texts")
-        vectors = await service.embed(texts)
+        vectors = await service.embed(texts, request)
         return {"embeddings": rows(vectors), "model": service.model, "dim": service.dim, "normalized": True}
 
     async def openai_models(request: Request) -> dict[str, Any]:
@@ -230,10 +363,10 @@ def create_app(
         service.check_model(data.get("model"))
         if "input" not in data:
             raise ApiError(400, "missing 'input'")
-        if data.get("encoding_format", "float") != "float":
+        if data.get("encoding_format") not in (None, "float"):
             raise ApiError(400, "only encoding_format 'float' is supported")
         texts = service.check_texts(data["input"], "input")
-        vectors = await service.embed(texts)
+        vectors = await service.embed(texts, request)
         return {
             "object": "list", "model": service.model,
             "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(rows(vectors))],
@@ -250,7 +383,7 @@ def create_app(
         if "input" not in data:
             raise ApiError(400, "missing 'input'")
         texts = service.check_texts(data["input"], "input")
-        vectors = await service.embed(texts)
+        vectors = await service.embed(texts, request)
         return {"model": service.model, "embeddings": rows(vectors)}
 
     async def rerank(request: Request) -> dict[str, Any]:
@@ -264,14 +397,15 @@ def create_app(
         most = service.limits.max_text_chars
         if len(query) > most:
             raise ApiError(413, f"the query has {len(query):,} characters; the limit is {most:,}")
+        check_unicode(query, "'query'")
         field_name = "documents" if "documents" in data else "texts"
         if field_name not in data:
             raise ApiError(400, "missing 'documents' (or 'texts'): a list of strings")
         if not isinstance(data[field_name], list):
-            raise ApiError(400, f"'{field_name}' must be a list of strings")
-        documents = service.check_texts([_document_text(d) for d in data[field_name]], field_name)
+            raise ApiError(400, f"'{field_name}' must be a list of strings, not {_kind(data[field_name])}")
+        documents = service.check_texts([_document_text(d) for d in data[field_name]], field_name, len(query))
         limit = _top(data)
-        scores = await service.similarities(query, documents)
+        scores = await service.similarities(query, documents, request)
         order = sorted(range(len(documents)), key=lambda i: (-float(scores[i]), i))
         if limit is not None:
             order = order[:limit]
@@ -281,20 +415,8 @@ def create_app(
         ]
         return {"results": results, "model": service.model, "query": query, "count": len(results)}
 
-    async def set_faults(request: Request) -> dict[str, Any]:
-        assert switch is not None
-        data = await read_json(request)
-        with switch.lock:
-            switch.fail_next = int(data.get("fail_next", 0))
-            switch.status = int(data.get("status", 503))
-            switch.hang_next = int(data.get("hang_next", 0))
-            switch.hang_seconds = float(data.get("hang_seconds", 5.0))
-            if data.get("reset_seen"):
-                switch.seen = 0
-            return {"fail_next": switch.fail_next, "hang_next": switch.hang_next, "seen": switch.seen}
-
     routes = [
-        Route("/health", endpoint(health, faulty=False), methods=["GET"]),
+        Route("/health", endpoint(health), methods=["GET"]),
         Route("/embed", endpoint(embed_one), methods=["POST"]),
         Route("/embed_batch", endpoint(embed_batch), methods=["POST"]),
         Route("/v1/models", endpoint(openai_models, openai_errors=True), methods=["GET"]),
@@ -304,8 +426,6 @@ def create_app(
         Route("/rerank", endpoint(rerank), methods=["POST"]),
         Route("/v1/rerank", endpoint(rerank, openai_errors=True), methods=["POST"]),
     ]
-    if switch is not None:
-        routes.append(Route("/_faults", endpoint(set_faults, faulty=False), methods=["POST"]))
 
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         status = getattr(exc, "status_code", 500)
@@ -335,10 +455,10 @@ def _top(data: dict[str, Any]) -> int | None:
 
 
 def _authorized(request: Request, api_key: str) -> bool:
-    import hmac
-
+    """Compared as bytes: headers arrive as latin-1 text, and `compare_digest` refuses non-ASCII `str`."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), api_key)
+    sent = token.strip().encode("latin-1")  # latin-1 text back to the bytes on the wire: never fails
+    return scheme.lower() == "bearer" and hmac.compare_digest(sent, api_key.encode("utf-8"))
 
 
 def _error(status: int, message: str, openai_style: bool) -> JSONResponse:
@@ -357,18 +477,38 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def bind(host: str, port: int) -> socket.socket:
+def resolve(host: str, port: int) -> tuple[socket.AddressFamily, tuple[Any, ...]]:
+    """The address family and socket address to bind `host:port`; `socket.gaierror` if it does not resolve."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)[0]
+    return family, address
+
+
+def url_host(host: str) -> str:
+    """`host` as it goes in a URL: IPv6 literals in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def bind(host: str, port: int, listen: bool = True) -> socket.socket:
     """Bind and listen first: port 0 gives a real port to announce, and clients that connect
-    between the announcement and the first accept wait in the backlog instead of being refused."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    between the announcement and the first accept wait in the backlog instead of being refused.
+    `listen=False` only binds (a busy port fails at once); call `sock.listen(BACKLOG)` when ready."""
+    family, address = resolve(host, port)
     # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say they are TCP,
     # and without it every keep-alive request stalls ~40 ms on Nagle + delayed ACK (measured).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        if listen:
+            sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
     sock.set_inheritable(True)
     return sock
+
+
+BACKLOG = 2048
 
 
 def serve(app: Starlette, sock: socket.socket, log_level: str = "warning") -> None:

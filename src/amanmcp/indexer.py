@@ -3,11 +3,18 @@
 A full build goes into a new generation folder published by one atomic rename; an incremental run
 changes the live database in one transaction. Either way a crash leaves a searchable index.
 A progressive first build (for `serve`) is published at once and grows a commit at a time.
+
+Safety rails: a damaged index (`IndexDamagedError`) is rebuilt in full, never patched; a full rebuild
+that finds nothing to index never replaces an index that holds chunks unless asked (`allow_empty`);
+files skipped when read (`undecodable`, `minified`, a `secret` by content) leave the index; secrets
+inside files are replaced before chunking (`scan.redact_secrets`), and the index counts them
+(`skipped["redacted_secrets"]`, the total over the files it holds).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections import Counter
@@ -20,11 +27,13 @@ import numpy as np
 from amanmcp.chunk import chunk_file, detect_language
 from amanmcp.config import Settings
 from amanmcp.embed.base import Embedder, EmbedderIdentity
+from amanmcp.errors import AmanError, IndexDamagedError
 from amanmcp.models import Chunk
 from amanmcp.ranking.features import features
-from amanmcp.scan import ScannedFile, Scanner, read_text
+from amanmcp.scan import ScannedFile, Scanner, looks_minified, read_text, redact_secrets, secret_content
 from amanmcp.store import IndexLayout, IndexStore, VectorIndex, load_meta, read_meta
 from amanmcp.store.db import SCHEMA_VERSION, FileRecord
+from amanmcp.store.vectors import STAMP
 
 log = logging.getLogger(__name__)
 EMBED_GROUP = 256  # chunks per progress step; the embedder batches inside it
@@ -79,23 +88,27 @@ class Indexer:
         self.layout = IndexLayout(root)
         self.on_event = on_event or (lambda event: None)
 
-    def run(self, force: bool = False, *, progressive: bool = False) -> IndexReport:
+    def run(self, force: bool = False, *, progressive: bool = False, allow_empty: bool = False) -> IndexReport:
         """Bring the index up to date with the tree (full or incremental, as needed).
 
         `progressive`: while there is no complete index, publish the new one at once and commit
         it a group of files at a time, so searches see it grow and an interrupted build resumes
         where it stopped. Rebuilds of a complete index stay atomic: the old one answers until the
-        swap.
+        swap. `allow_empty`: let a full rebuild that finds no chunks replace an index that holds
+        some (otherwise that is refused with an AmanError and the old index stays).
         """
         with self.layout.write_lock():
-            return self._run(force, progressive)
+            return self._run(force, progressive, allow_empty)
 
-    def _run(self, force: bool, progressive: bool) -> IndexReport:
+    def _run(self, force: bool, progressive: bool, allow_empty: bool) -> IndexReport:
         timings: dict[str, float] = {"embed": 0.0, "store": 0.0, "index": 0.0}
         identity = self.embedder.identity
         current = self.layout.current()
-        full, reason = self._needs_full(current, identity, force)
-        grow = progressive and (current is None or (not full and not load_meta(current).complete))
+        full, reason, damaged = self._needs_full(current, identity, force)
+        grow = progressive and (
+            current is None or damaged or (not full and not load_meta(current).complete)
+        )
+        held = 0 if current is None or damaged or not full else _chunk_count(current)
         report = IndexReport(self.root, full, reason, identity=identity, timings=timings)
 
         t = time.perf_counter()
@@ -119,17 +132,24 @@ class Indexer:
                 self.layout.publish(target)
                 published = True
             previous = store.file_states()
-            changed = self._changed_files(scan.files, previous, skipped, store)
-            removed = set(previous) - {f.path for f in scan.files}
+            changed, dropped = self._changed_files(scan.files, previous, skipped, store)
+            removed = (set(previous) - {f.path for f in scan.files}) | (dropped & set(previous))
 
             t = time.perf_counter()
             per_file: list[tuple[FileRecord, list[Chunk]]] = []
-            for i, (file, text) in enumerate(changed, 1):
+            for i, (file, text, redactions) in enumerate(changed, 1):
                 chunks = self._chunk(file, text, skipped)
                 if chunks is not None:
-                    per_file.append((self._record(file, text), chunks))
+                    per_file.append((self._record(file, text, redactions), chunks))
                 self.on_event(IndexEvent("chunk", i, len(changed)))
             timings["chunk"] = time.perf_counter() - t
+            if held and not allow_empty and not any(chunks for _, chunks in per_file):
+                left_out = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())) or "nothing skipped"
+                raise AmanError(
+                    f"the rebuild of {self.root} found nothing to index ({len(scan.files)} files scanned; "
+                    f"{left_out}), so the current index ({held} chunks) was kept. Check the folder, "
+                    "`.gitignore` and `index.exclude`, or pass --allow-empty to replace it with an empty index"
+                )
 
             known = [r.path for r, _ in per_file if r.path in previous]
             reuse = {} if full else {embed_text(c): v for c, v in store.stored_vectors(known)}
@@ -161,7 +181,12 @@ class Indexer:
                 if grow and stored < len(per_file):
                     self._commit(store, identity, skipped, False, timings)
 
-            self._commit(store, identity, skipped, True, timings)
+            redacted = store.redactions()
+            if redacted:
+                skipped["redacted_secrets"] = redacted
+            # Nothing changed (a rescan under `serve`, a repeated `index`): stamp, keep the vector cache.
+            unchanged = not full and not per_file and not removed and _cache_matches(store)
+            self._commit(store, identity, skipped, True, timings, vectors=not unchanged)
             self.on_event(IndexEvent("index", 1, 1))
 
             counts = store.counts()
@@ -185,11 +210,12 @@ class Indexer:
 
     def _commit(
         self, store: IndexStore, identity: EmbedderIdentity, skipped: Counter[str], complete: bool,
-        timings: dict[str, float],
+        timings: dict[str, float], *, vectors: bool = True,
     ) -> None:
-        """Stamp and commit (store time), then rebuild the vector cache from SQLite (index time)."""
+        """Stamp and commit (store time), then rebuild the vector cache from SQLite (index time).
+        `vectors=False`: no chunk changed, the cache (and its version) stays as it is."""
         t = time.perf_counter()
-        version = read_meta(store).vectors_version + 1
+        version = read_meta(store).vectors_version + (1 if vectors else 0)
         store.set_meta("schema_version", SCHEMA_VERSION)
         store.set_meta("embedder", identity.to_dict())
         store.set_meta("vectors_version", version)
@@ -198,24 +224,33 @@ class Indexer:
         store.set_meta("complete", complete)
         store.commit()
         timings["store"] += time.perf_counter() - t
+        if not vectors:
+            return
         t = time.perf_counter()
         ids, matrix = store.vectors(identity.dimensions)
         VectorIndex.build(store.directory, ids, matrix, version, self.settings.index.exact_search_max,
                           paths=store.paths_of(ids))
         timings["index"] += time.perf_counter() - t
 
-    def _needs_full(self, current: Path | None, identity: EmbedderIdentity, force: bool) -> tuple[bool, str]:
+    def _needs_full(
+        self, current: Path | None, identity: EmbedderIdentity, force: bool
+    ) -> tuple[bool, str, bool]:
+        """(full rebuild?, why, is the current index damaged?)."""
         if current is None:
-            return True, "no index yet"
+            return True, "no index yet", False
+        try:
+            meta = load_meta(current)
+        except IndexDamagedError as exc:
+            log.warning("%s", exc)
+            return True, "the index was damaged: rebuilt from scratch", True
         if force:
-            return True, "--force"
-        meta = load_meta(current)
+            return True, "--force", False
         if not meta.current_schema:
-            return True, f"index schema {meta.schema_version} is not {SCHEMA_VERSION}"
+            return True, f"index schema {meta.schema_version} is not {SCHEMA_VERSION}", False
         if meta.identity != identity:
             old = meta.identity.label() if meta.identity else "unknown"
-            return True, f"embedder changed ({old} → {identity.label()}): re-embedding every chunk"
-        return False, "content hashes decide what is re-embedded"
+            return True, f"embedder changed ({old} → {identity.label()}): re-embedding every chunk", False
+        return False, "content hashes decide what is re-embedded", False
 
     def _changed_files(
         self,
@@ -223,9 +258,12 @@ class Indexer:
         previous: dict[str, tuple[str, float, int]],
         skipped: Counter[str],
         store: IndexStore,
-    ) -> list[tuple[ScannedFile, str]]:
-        """Files whose content differs from the index, with their text. Same mtime+size: not read."""
-        changed: list[tuple[ScannedFile, str]] = []
+    ) -> tuple[list[tuple[ScannedFile, str, int]], set[str]]:
+        """Files whose content differs from the index, with their text (secrets redacted) and how
+        many secrets it lost; and the files skipped on reading, which must leave the index.
+        Same mtime+size: not read."""
+        changed: list[tuple[ScannedFile, str, int]] = []
+        dropped: set[str] = set()
         for file in files:
             prev = previous.get(file.path)
             if prev and prev[1] == file.mtime and prev[2] == file.size:
@@ -233,20 +271,27 @@ class Indexer:
             try:
                 text = read_text(file.abspath)
             except OSError:
-                skipped["unreadable"] += 1
+                text, reason = None, "unreadable"
+            else:
+                reason = "undecodable" if text is None else None
+            if text is not None and secret_content(text):
+                reason = "secret"
+            elif text is not None and looks_minified(text):
+                reason = "minified"
+            if reason is not None or text is None:
+                skipped[reason or "undecodable"] += 1
+                dropped.add(file.path)
                 continue
-            if text is None:
-                skipped["undecodable"] += 1
-                continue
+            text, redactions = redact_secrets(text)
             if prev and prev[0] == _hash(text):
                 store.touch_file(file.path, file.mtime)
                 continue
-            changed.append((file, text))
-        return changed
+            changed.append((file, text, redactions))
+        return changed, dropped
 
-    def _record(self, file: ScannedFile, text: str) -> FileRecord:
+    def _record(self, file: ScannedFile, text: str, redactions: int = 0) -> FileRecord:
         language = detect_language(file.path) or "text"
-        return FileRecord(file.path, _hash(text), file.mtime, file.size, language)
+        return FileRecord(file.path, _hash(text), file.mtime, file.size, language, redactions)
 
     def _chunk(self, file: ScannedFile, text: str, skipped: Counter[str]) -> list[Chunk] | None:
         cfg = self.settings.index
@@ -258,6 +303,7 @@ class Indexer:
                 max_chunk_chars=cfg.max_chunk_chars,
                 window_lines=cfg.window_lines,
                 window_overlap=cfg.window_overlap,
+                notes=skipped,
             )
         except Exception as exc:  # a hostile file must not stop the index
             log.warning("skipping %s: chunking failed: %s", file.path, exc)
@@ -300,6 +346,30 @@ def _groups(
             group, count = [], 0
     if group:
         yield group
+
+
+def _cache_matches(store: IndexStore) -> bool:
+    """Whether the vector cache beside a complete index was built for its current version."""
+    meta = read_meta(store)
+    try:
+        stamp = json.loads((store.directory / STAMP).read_text())
+    except (OSError, ValueError):
+        return False
+    return meta.complete and isinstance(stamp, dict) and stamp.get("version") == meta.vectors_version
+
+
+def _chunk_count(generation: Path) -> int:
+    """Chunks in a generation (0 when it cannot be read: a damaged index is never worth keeping)."""
+    try:
+        store = IndexStore(generation, readonly=True)
+    except AmanError:
+        return 0
+    try:
+        return store.counts()["chunks"]
+    except AmanError:
+        return 0
+    finally:
+        store.close()
 
 
 def _hash(text: str) -> str:

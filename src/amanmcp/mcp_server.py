@@ -1,10 +1,11 @@
 """`amanmcp serve`: the MCP server (stdio, official `mcp` SDK) over the same library as the CLI.
 
 Tools return typed models, so clients get structured content with a published output schema.
-Bad arguments become tool errors (the server keeps running). The process holds the index write
-lock for its lifetime: one writer per index, while `amanmcp search`/`status` in a shell keep
-working (SQLite WAL). Nothing here writes to stdout: the SDK's stdio transport owns it, and logs
-go to stderr or a file.
+Bad arguments become tool errors with a plain sentence (the server keeps running): `AmanServer`
+maps every library error and every argument the SDK's schema check rejects, in one place. The
+process holds the index write lock for its lifetime: one writer per index, while `amanmcp
+search`/`status` in a shell keep working (SQLite WAL). Nothing here writes to stdout: the SDK's
+stdio transport owns it, and logs go to stderr or a file.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
-from pydantic import Field
+from pydantic import Field, ValidationError
 
+from amanmcp import __version__
 from amanmcp.config import Settings
 from amanmcp.embed.factory import Selection
-from amanmcp.search import FILTERS, NoIndexError, Searcher, SearchError, SearchQuality, SearchResponse
+from amanmcp.errors import AmanError
+from amanmcp.search import FILTERS, SYMBOL_TYPES, NoIndexError, Searcher, SearchQuality, SearchResponse, preview
 from amanmcp.status import IndexStatus, index_status
 from amanmcp.store import IndexLayout
 from amanmcp.store.layout import IndexLockedError
@@ -49,17 +52,29 @@ Filter = Annotated[
     Field(description="all, code only, or docs (markdown/text) only.", json_schema_extra={"enum": list(FILTERS)}),
 ]
 Language = Annotated[
-    str | None, Field(description="Only files of this language, e.g. python, go, typescript, markdown.")
+    str | None,
+    Field(description="Only files of this language, e.g. python, go, typescript, markdown; one of the languages "
+                      "index_status lists (any other is an error that names them)."),
 ]
 Scope = Annotated[
-    list[str] | None,
-    Field(description="Only under these folders or files (paths relative to the project root, e.g. ['src/api']).")
+    list[str] | str | None,
+    Field(description="Only under these folders or files (paths relative to the project root, e.g. ['src/api']); "
+                      "a single path may be given as a plain string."),
 ]
 SymbolType = Annotated[
     str | None,
-    Field(description="Only chunks defining this kind of symbol: function, method, class, struct, interface, "
-                      "trait, type, enum, module, impl, namespace, macro, constant."),
+    Field(description=f"Only chunks defining this kind of symbol: {', '.join(SYMBOL_TYPES)}.",
+          json_schema_extra={"enum": [*SYMBOL_TYPES, None]}),
 ]
+# What each argument must be, for the sentence that answers a value the input schema rejects.
+EXPECTED = {
+    "query": "text: words, a question, or an identifier",
+    "limit": "a whole number between 1 and 100",
+    "filter": f"one of {', '.join(FILTERS)}",
+    "language": "a language name such as python (index_status lists this index's languages)",
+    "symbol_type": f"one of {', '.join(SYMBOL_TYPES)}",
+    "scope": "a path inside the project, or a list of them",
+}
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
 
@@ -89,9 +104,7 @@ class SearchService:
         except NoIndexError:
             if progress.state in ("starting", "indexing"):
                 return self._empty(query, "indexing: nothing is searchable yet; the first build has just started")
-            raise ToolError(f"{self.root} has no index and building one failed: {progress.last_error}") from None
-        except SearchError as exc:
-            raise ToolError(str(exc)) from None
+            raise AmanError(f"{self.root} has no index and building one failed: {progress.last_error}") from None
         if progress.building:
             quality = response.search_quality
             note = f"indexing: the first build is running ({_describe(progress.stage, progress.done, progress.total)})"
@@ -117,6 +130,42 @@ class SearchService:
                 self._searcher.close()
 
 
+class AmanServer(MCPServer):
+    """The SDK's server, with every tool error a plain sentence, mapped here and nowhere else.
+
+    An `AmanError` from the library (bad query, limit, filter, scope, language, symbol_type; no
+    index; a damaged index) answers its own message. Arguments the input schema rejects (`limit="x"`,
+    `limit=2.5`, no `query`) answer one sentence per argument instead of pydantic's report. The
+    SDK raises every tool failure as a `ToolError` whose `__cause__` is what went wrong.
+    """
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, AmanError):
+                raise ToolError(str(cause)) from None
+            if isinstance(cause, ValidationError):
+                raise ToolError(plain_argument_errors(cause)) from None
+            raise
+
+
+def plain_argument_errors(exc: ValidationError) -> str:
+    """One sentence per rejected argument, e.g. "limit must be a whole number between 1 and 100, not 'x'"."""
+    sentences: dict[str, str] = {}
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else "arguments"
+        expected = EXPECTED.get(name, error["msg"].lower())
+        if name in sentences:  # a union reports each of its alternatives: one sentence is enough
+            continue
+        if error["type"] == "missing":
+            sentences[name] = f"{name} is required: {expected}"
+        else:
+            sentences[name] = f"{name} must be {expected}, not {preview(error.get('input'))}"
+    return "; ".join(sentences.values()) or "the arguments do not match the tool's input schema"
+
+
 def _describe(stage: str, done: int, total: int) -> str:
     return f"{stage} {done}/{total}" if total else (stage or "starting")
 
@@ -134,8 +183,9 @@ def build_server(service: SearchService, settings: Settings) -> MCPServer:
         finally:  # clients allow ~2 s after closing stdin; committed work stays, the rest resumes
             service.live.stop(timeout=1.5)
 
-    server: MCPServer = MCPServer(
+    server: MCPServer = AmanServer(
         name="amanmcp",
+        version=__version__,
         instructions=INSTRUCTIONS,
         log_level=settings.log_level.upper(),  # type: ignore[arg-type]
         lifespan=lifespan,
@@ -162,8 +212,7 @@ def build_server(service: SearchService, settings: Settings) -> MCPServer:
     ) -> SearchResponse:
         """Search source code only: functions, classes, methods and the code around them."""
         return service.search(
-            query, limit=limit, filter="code", language=language, scope=scope,
-            symbol_type=symbol_type.lower() if symbol_type else None,
+            query, limit=limit, filter="code", language=language, scope=scope, symbol_type=symbol_type
         )
 
     @server.tool(annotations=READ_ONLY)

@@ -64,6 +64,7 @@ class SearchResult(BaseModel):
     content_type: str
     score: float
     content: str
+    stale: bool = False  # the file changed on disk (size or mtime) or is gone since it was indexed
     explain: Explain | None = None
 
 
@@ -166,6 +167,11 @@ class Searcher:
         started = time.perf_counter()
         cfg = self.settings.search
         limit = cfg.limit if limit is None else limit
+        if not isinstance(query, str):
+            raise SearchError("the query must be text: words, a question, or an identifier")
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise SearchError(f"limit must be a whole number between 1 and 100, not {preview(limit)}")
+        scope = [scope] if isinstance(scope, str) else scope  # one prefix given as a plain string
         query = query.strip()
         if not query:
             raise SearchError("the query is empty")
@@ -177,7 +183,10 @@ class Searcher:
         if not 1 <= limit <= 100:
             raise SearchError(f"limit must be between 1 and 100, not {limit}")
         if filter not in FILTERS:
-            raise SearchError(f"filter must be one of {', '.join(FILTERS)}, not {filter!r}")
+            raise SearchError(f"filter must be one of {', '.join(FILTERS)}, not {preview(filter)}")
+        symbol_type = _choice("symbol_type", symbol_type, SYMBOL_TYPES)
+        if language is not None:  # an unknown language is an error, never a silent empty answer
+            language = _choice("language", language, tuple(sorted(self.store().languages())), "this index's languages")
         filters = Filters(
             content_type=None if filter == "all" else filter,
             language=language,
@@ -203,6 +212,7 @@ class Searcher:
         ranked = ranked[:limit]
         top = ranked[0].score if ranked and ranked[0].score > 0 else 1.0
         results = [_result(c, top, rerank_scores.get(c.id), explain) for c in ranked]
+        _mark_stale(self.root, store, results)
         took = (time.perf_counter() - started) * 1000
         return SearchResponse(query=query, results=results, search_quality=quality, took_ms=round(took, 2))
 
@@ -348,3 +358,55 @@ def _result(c: Candidate, top: float, rerank_score: float | None, explain: bool)
         language=c.language, content_type=c.content_type, score=round(max(c.score, 0.0) / top, 4),
         content=c.content, explain=info,
     )
+
+
+# The kinds of symbol the chunker emits (`symbol_type` of a chunk); anything else matches nothing.
+SYMBOL_TYPES = ("function", "method", "class", "struct", "interface", "trait", "type", "enum", "module", "impl",
+                "namespace", "macro", "test", "section")
+
+
+def preview(value: object, width: int = 60) -> str:
+    """A bad argument as the message quotes it: its repr, cut short (a 100 KB value is not echoed back)."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...], what: str = "") -> str | None:
+    """`value` lower-cased if it is one of `allowed` (None or blank: no filter); otherwise a SearchError
+    that lists the valid values."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and value.strip().lower() in allowed:
+        return value.strip().lower()
+    if not allowed:
+        raise SearchError(f"{name} {preview(value)} matches nothing: the index holds no files yet")
+    listed = ", ".join(allowed)
+    raise SearchError(f"{name} must be one of {what + ': ' if what else ''}{listed}, not {preview(value)}")
+
+
+def changed_files(root: Path, indexed: dict[str, tuple[int, float]]) -> set[str]:
+    """Which of these indexed files (path -> size, mtime when indexed) differ on disk now, or are gone.
+
+    One stat per file, no reading: the same size+mtime test the incremental indexer trusts.
+    """
+    changed = set()
+    for path, recorded in indexed.items():
+        try:
+            st = (root / path).stat()
+        except (OSError, ValueError):
+            changed.add(path)
+            continue
+        if (st.st_size, st.st_mtime) != (recorded[0], recorded[1]):
+            changed.add(path)
+    return changed
+
+
+def _mark_stale(root: Path, store: IndexStore, results: list[SearchResult]) -> None:
+    """Flag results whose file changed on disk since it was indexed, so no one quotes outdated lines as current."""
+    paths = {r.path for r in results}
+    if not paths:
+        return
+    indexed = store.file_stats(paths)
+    changed = changed_files(root, indexed) | (paths - indexed.keys())  # not in the files table: unknown, so stale
+    for r in results:
+        r.stale = r.path in changed

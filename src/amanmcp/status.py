@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from amanmcp.config import Settings
 from amanmcp.embed.factory import Selection, select_embedder
+from amanmcp.search import changed_files
 from amanmcp.store import IndexLayout, IndexStore, read_meta
 from amanmcp.store.vectors import HNSW
 
@@ -32,6 +33,7 @@ class IndexStatus(BaseModel):
     indexed: bool
     complete: bool = True  # False while a first build is partial (still running, or interrupted)
     files: int = 0
+    stale_files: int = 0  # indexed files changed on disk (size or mtime) or deleted since they were indexed
     chunks: int = 0
     vectors: int = 0
     vector_index: str = ""
@@ -69,6 +71,7 @@ def index_status(root: Path, settings: Settings, selection: Selection | None = N
             indexed=True,
             complete=meta.complete,
             files=counts["files"],
+            stale_files=len(changed_files(root, store.file_stats())),
             chunks=counts["chunks"],
             vectors=counts["vectors"],
             vector_index="hnsw" if (generation / HNSW).exists() else "exact",

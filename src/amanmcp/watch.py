@@ -7,6 +7,16 @@ to SQLite and the vector cache, so an edit is searchable about a second later an
 starts from the updated index. Every run rescans the tree, so `.gitignore` edits take effect the
 same way; an `.amanmcp.yaml` edit also reloads the settings (a new embedder means a full
 rebuild, during which the old index keeps answering).
+
+Nothing stops the watching for good, and nothing fails silently: a run that fails (start-up or a
+batch of changes) is retried up to RETRIES times with a growing pause (RETRY_DELAYS), each failure
+reported in the progress (`state: "error"`, `last_error` saying which attempt and what comes
+next); after the last retry the batch is dropped but watching goes on, and the next change
+triggers a fresh run (every run rescans the whole tree, so nothing is lost). A watcher that dies
+(watchfiles gives up on a path that is not UTF-8, for one) is restarted after a pause (RETRY_DELAYS,
+then every REWATCH_SECONDS); while it is down the tree is polled instead (a rescan every
+`poll_seconds`), and `last_error` says so until watching works again. A damaged index is rebuilt by
+the next run.
 """
 
 from __future__ import annotations
@@ -22,12 +32,17 @@ import watchfiles
 
 from amanmcp.config import INDEX_DIR, PROJECT_FILE, Settings, load_config
 from amanmcp.embed.factory import Selection, select_embedder
+from amanmcp.errors import IndexDamagedError
 from amanmcp.indexer import Indexer, IndexEvent, IndexReport
 from amanmcp.scan import DEFAULT_EXCLUDES
 from amanmcp.status import IndexProgress
 from amanmcp.store import IndexLayout, load_meta
 
 log = logging.getLogger(__name__)
+RETRIES = 3  # further attempts at a failed run before its batch is dropped (watching goes on)
+RETRY_DELAYS = (1.0, 4.0, 15.0)  # seconds before each retry
+POLL_SECONDS = 10.0  # rescan period while the watcher is down
+REWATCH_SECONDS = 300.0  # pause between attempts to watch again, once the RETRY_DELAYS are used up
 
 
 class Cancelled(Exception):
@@ -64,6 +79,11 @@ class LiveIndex:
         self.layout = IndexLayout(root)
         self.config_version = 0  # bumped when `.amanmcp.yaml` changes the settings
         self.runs = 0  # finished index runs, failed ones included
+        self.failures = 0  # runs that failed (each retry counts)
+        self.retry_delays = RETRY_DELAYS
+        self.poll_seconds = POLL_SECONDS
+        self.rewatch_seconds = REWATCH_SECONDS
+        self._watch_problem: str | None = None  # why the tree is polled instead of watched
         self._stop = threading.Event()
         self._watching = threading.Event()
         self._changes: queue.Queue[set[str]] = queue.Queue()
@@ -71,6 +91,8 @@ class LiveIndex:
         self._progress = IndexProgress(state="starting")
         self._threads: list[threading.Thread] = []
         self._filter = _Filter()
+        self._watch_yielded = False
+        self._rescan_due = False
 
     # -- life cycle -----------------------------------------------------------------------------
 
@@ -100,26 +122,67 @@ class LiveIndex:
     # -- threads --------------------------------------------------------------------------------
 
     def _watch_loop(self) -> None:
+        """Watch until stopped. A watcher that dies (watchfiles gives up on a path that is not UTF-8,
+        a folder that vanished, ...) is restarted after a pause that grows with the failures in a row
+        (no good yield between them), the tree polled meanwhile."""
+        restarts = 0
         try:
-            for changes in watchfiles.watch(
-                self.root,
-                watch_filter=self._accept,
-                debounce=self.debounce_ms,
-                step=self.step_ms,
-                stop_event=self._stop,
-                rust_timeout=250,
-                yield_on_timeout=True,  # an (empty) yield after a quiet spell: the watches are in place
-                raise_interrupt=False,
-                ignore_permission_denied=True,
-            ):
-                self._watching.set()  # a timeout: the watches are in place
-                if changes:
-                    self._changes.put({path for _, path in changes})
-        except Exception as exc:  # no watching is a degraded server, not a dead one
-            log.error("watching %s failed, the index will not follow edits: %s", self.root, exc)
-            self._update(last_error=f"file watching failed: {exc}")
+            while not self._stop.is_set():
+                self._watch_yielded = False
+                try:
+                    self._watch_once()
+                    return  # stopped
+                except Exception as exc:  # no watching is a degraded server, not a dead one
+                    restarts = 1 if self._watch_yielded else restarts + 1
+                    self._watching.set()  # the worker must not wait for watches that are not coming
+                    delays = self.retry_delays
+                    delay = delays[restarts - 1] if restarts <= len(delays) else self.rewatch_seconds
+                    problem = (f"file watching failed ({exc}); polling the tree every {self.poll_seconds:g}s "
+                               f"instead, watching again in {delay:g}s")
+                    log.warning("watching %s: %s", self.root, problem)
+                    self._set_watch_problem(problem)
+                    self._rescan_due = True  # once watching again: whatever changed meanwhile
+                    self._poll(delay)
         finally:
             self._watching.set()
+
+    def _set_watch_problem(self, problem: str | None) -> None:
+        with self._lock:
+            self._watch_problem = problem
+        if problem is not None:
+            self._update(last_error=problem)
+
+    def _poll(self, seconds: float) -> None:
+        """Rescan now and every poll_seconds, for `seconds` (or until stopped)."""
+        deadline = time.monotonic() + seconds
+        self._changes.put(set())  # the batch that broke the watcher is caught by a rescan
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0 or self._stop.wait(min(self.poll_seconds, left)):
+                return
+            if left > self.poll_seconds:
+                self._changes.put(set())
+
+    def _watch_once(self) -> None:
+        for changes in watchfiles.watch(
+            self.root,
+            watch_filter=self._accept,
+            debounce=self.debounce_ms,
+            step=self.step_ms,
+            stop_event=self._stop,
+            rust_timeout=250,
+            yield_on_timeout=True,  # an (empty) yield after a quiet spell: the watches are in place
+            raise_interrupt=False,
+            ignore_permission_denied=True,
+        ):
+            self._watching.set()  # a timeout: the watches are in place
+            self._watch_yielded = True
+            if self._rescan_due:
+                self._rescan_due = False
+                self._set_watch_problem(None)
+                self._changes.put(set())  # an empty batch: rescan the tree
+            if changes:
+                self._changes.put({path for _, path in changes})
 
     def _accept(self, change: watchfiles.Change, path: str) -> bool:
         # Any event at all (even our own, in .amanmcp/) also proves that the watches are in place:
@@ -132,60 +195,104 @@ class LiveIndex:
             self._warm_queries()
             if self.watch:  # changes made during the first run must not slip between scan and watch
                 self._watching.wait(timeout=30)
-            self._run("start-up")
-            self._warm_documents()
+            pending: str | None = "start-up"  # why a run is due; None: nothing to do
+            attempt = 0  # failed attempts at the pending run
+            retry_at = 0.0
+            warmed = False
             while not self._stop.is_set():
-                try:
-                    paths = self._changes.get(timeout=0.2)
-                except queue.Empty:
+                wait = max(0.0, retry_at - time.monotonic()) if pending else 0.2
+                paths = self._collect(min(wait, 0.2) if pending else 0.2)
+                if paths is not None:
+                    config = str(self.root / PROJECT_FILE)
+                    reloaded = config not in paths or self._reload_settings()
+                    if reloaded or paths != {config}:  # a broken config alone changes nothing
+                        why = f"{len(paths)} changed path(s)" if paths else "rescan: the watcher was restarted"
+                        pending, attempt, retry_at = why, 0, 0.0
+                if pending is None or time.monotonic() < retry_at:
                     continue
-                while True:  # one run for everything that piled up meanwhile
-                    try:
-                        paths |= self._changes.get_nowait()
-                    except queue.Empty:
-                        break
-                config = str(self.root / PROJECT_FILE)
-                if config in paths and not self._reload_settings() and paths == {config}:
-                    continue  # a broken config changes nothing: keep the old settings and the error
-                self._run(f"{len(paths)} changed path(s)")
+                error = self._run(pending if not attempt else f"{pending}, retry {attempt} of {RETRIES}")
+                if not warmed:
+                    self._warm_documents()
+                    warmed = True
+                if error is None:
+                    pending, attempt = None, 0
+                    continue
+                attempt += 1
+                if attempt > RETRIES:
+                    self._update(last_error=f"{error} (gave up after {attempt} attempts; still watching: "
+                                            "the next change starts a new run)")
+                    log.error("indexing %s: gave up after %d attempts; still watching", self.root, attempt)
+                    pending, attempt = None, 0
+                    continue
+                delay = self.retry_delays[min(attempt, len(self.retry_delays)) - 1]
+                retry_at = time.monotonic() + delay
+                self._update(last_error=f"{error} (attempt {attempt} of {RETRIES + 1}; retrying in {delay:g}s)")
         except Cancelled:
             log.info("index worker stopped")
+        except Exception as exc:  # a bug of ours: say so where the tools look, do not die silently
+            log.exception("the index worker of %s stopped", self.root)
+            self._update(state="error", building=False, last_error=f"the index worker stopped: {exc}")
 
-    def _run(self, why: str) -> None:
-        current = self.layout.current()
-        refusal = self._fallback_would_replace(current)
-        if refusal:
-            log.warning("%s", refusal)
-            self._update(state="error", building=False, last_error=refusal, last_run_at=time.time())
-            with self._lock:
-                self.runs += 1
-            return
-        building = current is None or not load_meta(current).complete
-        self._update(state="indexing", building=building, stage="scan", done=0, total=0, started_at=time.time())
-        log.info("indexing %s (%s)", self.root, why)
-        started = time.perf_counter()
+    def _collect(self, timeout: float) -> set[str] | None:
+        """Every change queued now (after waiting up to `timeout` for the first), or None."""
         try:
+            paths = self._changes.get(timeout=timeout) if timeout > 0 else self._changes.get_nowait()
+        except queue.Empty:
+            return None
+        while True:  # one run for everything that piled up meanwhile
+            try:
+                paths |= self._changes.get_nowait()
+            except queue.Empty:
+                return paths
+
+    def _run(self, why: str) -> str | None:
+        """One index run; the error that stopped it, or None. A refusal (fallback embedder) is not
+        retried: it is a decision, reported once."""
+        try:
+            current = self.layout.current()
+            refusal = self._fallback_would_replace(current)
+            if refusal:
+                log.warning("%s", refusal)
+                self._update(state="error", building=False, last_error=refusal, last_run_at=time.time())
+                return None
+            try:
+                building = current is None or not load_meta(current).complete
+            except IndexDamagedError:
+                building = True  # rebuilt from scratch by this run
+            self._update(state="indexing", building=building, stage="scan", done=0, total=0,
+                         started_at=time.time())
+            log.info("indexing %s (%s)", self.root, why)
+            started = time.perf_counter()
             indexer = Indexer(self.root, self.settings, self.selection.embedder, self._on_event)
             report = indexer.run(progressive=True)
         except Cancelled:
             raise
         except Exception as exc:
             log.exception("indexing %s failed", self.root)
-            self._update(state="error", building=False, last_error=str(exc), last_run_at=time.time())
+            with self._lock:
+                self.failures += 1
+            message = str(exc) or type(exc).__name__
+            self._update(state="error", building=False, stage="", last_error=message, last_run_at=time.time())
+            return message
         else:
             line = _summary(report, time.perf_counter() - started)
             log.info("%s", line)
             self._update(state="watching", building=False, stage="", done=0, total=0, started_at=None,
-                         last_run=line, last_run_at=time.time(), last_error=None)
-        with self._lock:
-            self.runs += 1
+                         last_run=line, last_run_at=time.time(), last_error=self._watch_problem)
+            return None
+        finally:
+            with self._lock:
+                self.runs += 1
 
     def _fallback_would_replace(self, current: Path | None) -> str | None:
         """A fallback embedder (its preferred backend is down for now) must not re-embed an index
         built by another one: that is minutes of work to destroy a good index. Search it BM25-only."""
         if current is None or not self.selection.fallback:
             return None
-        recorded = load_meta(current).identity
+        try:
+            recorded = load_meta(current).identity
+        except IndexDamagedError:
+            return None  # nothing good to protect: rebuild it
         identity = self.selection.embedder.identity
         if recorded is None or recorded == identity:
             return None

@@ -2,6 +2,13 @@
 
 All rows here are 0-based and inclusive; they become 1-based only when a
 `Chunk` is built, so the off-by-one lives in exactly one place.
+
+A single line longer than `max_chunk_chars` (minified code, a data blob, a huge string) is cut
+into pieces of at most `max_chunk_chars` characters, each one chunk on that line
+(`start_line == end_line`) with `symbol_type` `"part"` (`PART`); the symbol stays the enclosing
+one, so names still match. A piece's content is a substring of its line, cut after a space or
+punctuation where one is near the limit. At most `MAX_LINE_PARTS` pieces come from one line; the
+rest of such a line is left out and counted (`Emitter.clipped`).
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ from amanmcp.models import Chunk, ContentType
 
 # Lines that carry no meaning on their own: closers left between symbols.
 _TRIVIAL_LINE = re.compile(r"\s*(?:[{}()\[\];,]*|end;?)\s*")
+PART = "part"  # symbol_type of a piece of one over-long line
+MAX_LINE_PARTS = 16  # pieces kept of one line (96,000 characters at the default 6,000 a chunk)
+_BREAK = re.compile(r"[\s,;:(){}\[\]<>|&+=-]")  # where a piece may end without splitting a word
 
 
 def split_lines(text: str) -> list[str]:
@@ -57,6 +67,7 @@ class Emitter:
     lines: list[str]
     limits: Limits
     out: list[Chunk] = field(default_factory=list)
+    clipped: int = 0  # over-long lines whose tail beyond MAX_LINE_PARTS pieces was left out
     # _sizes[i] = chars in lines[:i], so any span's size is O(1).
     _sizes: list[int] = field(init=False)
 
@@ -81,8 +92,11 @@ class Emitter:
         while True:
             stop = min(start + size - 1, end)
             while stop > start and self.chars(start, stop) > lim.max_chars:
-                stop -= 1  # a single over-long line still becomes its own chunk
-            self._chunk(start, stop, symbol, kind)
+                stop -= 1
+            if stop == start and self.chars(start, start) > lim.max_chars:
+                self._parts(start, symbol)  # a single over-long line: cut into pieces
+            else:
+                self._chunk(start, stop, symbol, kind)
             if stop == end:
                 return
             # Overlap at most half a window so char-shrunk windows still advance.
@@ -126,6 +140,27 @@ class Emitter:
     def meaningful(self, start: int, end: int) -> int:
         """Lines of start..end that say something: not blank, not only closers like `}` or `end`."""
         return sum(1 for line in self.lines[start : end + 1] if line.strip() and not _TRIVIAL_LINE.fullmatch(line))
+
+    def _parts(self, row: int, symbol: str | None) -> None:
+        """One over-long line as pieces of at most max_chars, each cut after a break character
+        when one is in the last quarter of the piece; blank pieces are dropped."""
+        line, limit = self.lines[row], self.limits.max_chars
+        pos = parts = 0
+        while pos < len(line):
+            if parts == MAX_LINE_PARTS:
+                self.clipped += 1
+                return
+            stop = min(pos + limit, len(line))
+            if stop < len(line):
+                floor = pos + limit * 3 // 4
+                for m in _BREAK.finditer(line, floor, stop):
+                    stop = m.end()  # the last break in the window wins
+            piece = line[pos:stop]
+            if piece.strip():
+                self.out.append(Chunk(self.path, row + 1, row + 1, piece, self.language, self.content_type,
+                                      symbol, PART))
+                parts += 1
+            pos = stop
 
     def _chunk(self, start: int, end: int, symbol: str | None, kind: str | None) -> None:
         self.out.append(

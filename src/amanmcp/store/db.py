@@ -1,26 +1,39 @@
-"""SQLite (WAL) holding files, chunks with their vectors, and an FTS5 table for BM25."""
+"""SQLite (WAL) holding files, chunks with their vectors, and an FTS5 table for BM25.
+
+A damaged database (truncated, zero bytes, a garbage header, unreadable) is detected when a store
+is opened (a cheap probe of the header and each table; `PRAGMA quick_check` when the file is
+shorter than its header says) and whenever a query hits damage later: either way the caller gets
+`IndexDamagedError`, whose message says how to rebuild. Other SQLite failures (a full disk, a
+read-only folder, a lock held too long) become a plain `AmanError`; nothing leaks a raw sqlite3
+exception.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
+from amanmcp.errors import AmanError, IndexDamagedError
 from amanmcp.models import Chunk
 from amanmcp.tokens import index_words
 
-SCHEMA_VERSION = 6  # bump when the tables, the chunking or ranking.features change: old indexes are rebuilt
+# Bump when the tables, the chunking, the stored words or ranking.features change: old indexes are rebuilt.
+# 7: Unicode words and CJK bigrams, over-long lines cut into parts, secrets redacted, files.redactions.
+SCHEMA_VERSION = 7
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files(
     path TEXT PRIMARY KEY, hash TEXT NOT NULL, mtime REAL NOT NULL, size INTEGER NOT NULL,
-    language TEXT NOT NULL, chunks INTEGER NOT NULL);
+    language TEXT NOT NULL, chunks INTEGER NOT NULL,
+    redactions INTEGER NOT NULL DEFAULT 0);  -- secrets replaced in this file's stored text
 CREATE TABLE IF NOT EXISTS chunks(
     id INTEGER PRIMARY KEY, path TEXT NOT NULL, start_line INTEGER NOT NULL, end_line INTEGER NOT NULL,
     symbol TEXT, symbol_type TEXT, language TEXT NOT NULL, content_type TEXT NOT NULL,
@@ -41,6 +54,7 @@ class FileRecord:
     mtime: float
     size: int
     language: str
+    redactions: int = 0  # secrets replaced by markers in the stored text
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,45 +101,139 @@ def fts_name(chunk: Chunk) -> str:
     return " ".join(index_words(f"{chunk.symbol or ''} {chunk.path}"))
 
 
+_HEADER = b"SQLite format 3\x00"
+# SQLite result codes that mean the file itself cannot be trusted or read.
+_DAMAGE_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB", "SQLITE_CANTOPEN", "SQLITE_IOERR_READ", "SQLITE_IOERR_SHORT_READ",
+                 "SQLITE_FORMAT")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def is_damage(exc: sqlite3.Error) -> bool:
+    """Whether an SQLite error says the database file is damaged or unreadable (not busy, full, read-only)."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(_DAMAGE_CODES) or type(exc) is sqlite3.DatabaseError:
+        return True
+    message = str(exc)
+    return message.startswith(("no such table", "no such column")) or "malformed" in message
+
+
+def _root_of(directory: Path) -> Path | None:
+    """The project root of a generation folder `<root>/.amanmcp/gen-*`, when it is laid out so."""
+    from amanmcp.config import INDEX_DIR
+
+    return directory.parent.parent if directory.parent.name == INDEX_DIR else None
+
+
+def damaged(directory: Path, reason: str) -> IndexDamagedError:
+    root = _root_of(directory)
+    command = f"amanmcp index --force {root}" if root is not None else "amanmcp index --force"
+    return IndexDamagedError(
+        f"the index at {directory / 'index.db'} is damaged ({reason}): run `{command}` to rebuild it"
+    )
+
+
+def _guarded(method: F) -> F:
+    """SQLite failures of a store method become IndexDamagedError (damage) or AmanError (the rest)."""
+
+    @functools.wraps(method)
+    def wrapper(self: IndexStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise  # our own bug, not the file's: keep the traceback
+        except sqlite3.Error as exc:
+            raise self._failure(exc) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
 class IndexStore:
     """One generation's database. Writers hold the layout's write lock; readers never block (WAL)."""
 
     def __init__(self, directory: Path, *, readonly: bool = False) -> None:
         self.directory = directory
         self.path = directory / "index.db"
-        if readonly:
-            self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-        else:
-            self.conn = sqlite3.connect(self.path, check_same_thread=False)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(_SCHEMA)
-            if self.get_meta("schema_version") is None:
-                self.set_meta("schema_version", SCHEMA_VERSION)
-                self.conn.commit()
-        self.conn.execute("PRAGMA busy_timeout=5000")
+        conn: sqlite3.Connection | None = None
+        try:
+            if readonly:
+                if not self.path.is_file():
+                    raise damaged(directory, "index.db is missing")
+                conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+                self.conn = conn
+            else:
+                conn = sqlite3.connect(self.path, check_same_thread=False)
+                self.conn = conn
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+                self.conn.executescript(_SCHEMA)
+                if self.get_meta("schema_version") is None:
+                    self.set_meta("schema_version", SCHEMA_VERSION)
+                    self.conn.commit()
+            self.conn.execute("PRAGMA busy_timeout=5000")
+            self._probe()
+        except (sqlite3.Error, AmanError) as exc:
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, AmanError):
+                raise
+            raise self._failure(exc) from exc
+
+    def _failure(self, exc: sqlite3.Error) -> AmanError:
+        if is_damage(exc):
+            return damaged(self.directory, str(exc))
+        return AmanError(f"the index at {self.path} could not be used: {exc}")
+
+    def _probe(self) -> None:
+        """Fail now, not in the middle of a search, on a file that is not (all) there.
+
+        Reads the header, then one row of each table (their root pages); a file shorter than its
+        header's page count (truncated) gets a `PRAGMA quick_check` to confirm, since a checkpoint
+        in progress may extend the file a moment after the header says so."""
+        try:
+            with self.path.open("rb") as fh:
+                header = fh.read(100)
+            size = self.path.stat().st_size
+        except OSError as exc:
+            raise damaged(self.directory, f"unreadable: {exc.strerror or exc}") from None
+        if len(header) < 100 or not header.startswith(_HEADER):
+            raise damaged(self.directory, "empty file" if not header else "not an SQLite database")
+        page_size = int.from_bytes(header[16:18], "big")
+        page_size = 65536 if page_size == 1 else page_size
+        pages = int.from_bytes(header[28:32], "big")
+        valid = header[24:28] == header[92:96]  # the page count is trustworthy only then
+        for table in ("meta", "files", "chunks", "chunks_fts"):
+            self.conn.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()
+        if valid and pages * page_size > size:
+            verdict = self.conn.execute("PRAGMA quick_check(1)").fetchone()
+            if not verdict or verdict[0] != "ok":
+                raise damaged(self.directory, f"truncated: {verdict[0] if verdict else 'no answer'}")
 
     def close(self) -> None:
         self.conn.close()
 
     # -- meta -----------------------------------------------------------------------------------
 
+    @_guarded
     def get_meta(self, key: str) -> Any:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
+    @_guarded
     def meta_items(self) -> dict[str, Any]:
         """Every meta key with its decoded value; `store.meta.read_meta` gives the typed view."""
         return {key: json.loads(value) for key, value in self.conn.execute("SELECT key, value FROM meta")}
 
+    @_guarded
     def set_meta(self, key: str, value: Any) -> None:
         self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     # -- writes (callers commit) ----------------------------------------------------------------
 
+    @_guarded
     def file_states(self) -> dict[str, tuple[str, float, int]]:
         return {p: (h, m, s) for p, h, m, s in self.conn.execute("SELECT path, hash, mtime, size FROM files")}
 
+    @_guarded
     def stored_vectors(self, paths: Iterable[str]) -> list[tuple[Chunk, bytes]]:
         """These files' chunks with their vectors, so an edit re-embeds only the chunks it changed."""
         out = []
@@ -138,9 +246,11 @@ class IndexStore:
             out.extend((Chunk(*r[:8]), r[8]) for r in rows)
         return out
 
+    @_guarded
     def touch_file(self, path: str, mtime: float) -> None:
         self.conn.execute("UPDATE files SET mtime = ? WHERE path = ?", (mtime, path))
 
+    @_guarded
     def delete_files(self, paths: Iterable[str]) -> None:
         for path in paths:
             ids = [r[0] for r in self.conn.execute("SELECT id FROM chunks WHERE path = ?", (path,))]
@@ -148,6 +258,7 @@ class IndexStore:
             self.conn.execute("DELETE FROM chunks WHERE path = ?", (path,))
             self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
 
+    @_guarded
     def put_file(
         self, record: FileRecord, chunks: Sequence[Chunk], vectors: np.ndarray | None,
         features: Sequence[tuple[str, int]] | None = None,
@@ -155,8 +266,8 @@ class IndexStore:
         """Replace one file's chunks (and vectors and content features, one row per chunk)."""
         self.delete_files([record.path])
         self.conn.execute(
-            "INSERT INTO files(path, hash, mtime, size, language, chunks) VALUES (?, ?, ?, ?, ?, ?)",
-            (record.path, record.hash, record.mtime, record.size, record.language, len(chunks)),
+            "INSERT INTO files(path, hash, mtime, size, language, chunks, redactions) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (record.path, record.hash, record.mtime, record.size, record.language, len(chunks), record.redactions),
         )
         for i, chunk in enumerate(chunks):
             blob = vectors[i].astype(np.float32).tobytes() if vectors is not None else None
@@ -172,11 +283,13 @@ class IndexStore:
                 (cur.lastrowid, fts_name(chunk), " ".join(index_words(chunk.content))),
             )
 
+    @_guarded
     def commit(self) -> None:
         self.conn.commit()
 
     # -- reads ----------------------------------------------------------------------------------
 
+    @_guarded
     def bm25(self, words: Sequence[str], limit: int, filters: Filters) -> list[int]:
         """Chunk ids, best first. Words are quoted, so no query can inject FTS5 syntax."""
         if not words:
@@ -190,6 +303,7 @@ class IndexStore:
         )
         return [r[0] for r in rows]
 
+    @_guarded
     def by_name(self, names: Sequence[str], limit: int, filters: Filters) -> list[tuple[int, str, str, str | None]]:
         """(id, path, symbol, symbol_type) of chunks whose symbol is named one of `names` (lowercase)."""
         if not names:
@@ -203,10 +317,12 @@ class IndexStore:
         )
         return list(rows)
 
+    @_guarded
     def filtered_ids(self, filters: Filters) -> np.ndarray:
         where, args = filters.sql()
         return np.fromiter((r[0] for r in self.conn.execute(f"SELECT id FROM chunks c WHERE {where}", args)), np.int64)
 
+    @_guarded
     def chunks_with_features(self, ids: Sequence[int]) -> dict[int, tuple[Chunk, str | None, int | None]]:
         """Chunks by id with their stored (digest, traits): what ranking reads of each candidate."""
         if not ids:
@@ -219,6 +335,7 @@ class IndexStore:
         )
         return {r[0]: (Chunk(*r[1:9]), r[9], r[10]) for r in rows}
 
+    @_guarded
     def vectors(self, dimensions: int) -> tuple[np.ndarray, np.ndarray]:
         """(ids, matrix) of every chunk that has a vector: the source of truth for the vector index."""
         ids: list[int] = []
@@ -229,15 +346,35 @@ class IndexStore:
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), dimensions)
         return np.asarray(ids, dtype=np.int64), matrix
 
+    @_guarded
     def paths_of(self, ids: np.ndarray) -> list[str]:
         """The file of each chunk id, in the order given."""
         paths = dict(self.conn.execute("SELECT id, path FROM chunks"))
         return [paths[int(i)] for i in ids]
 
+    @_guarded
     def counts(self) -> dict[str, int]:
         files = self.conn.execute("SELECT COUNT(*) FROM files").fetchone()[0]
         chunks, vectors = self.conn.execute("SELECT COUNT(*), COUNT(vector) FROM chunks").fetchone()
         return {"files": files, "chunks": chunks, "vectors": vectors}
 
+    @_guarded
+    def redactions(self) -> int:
+        """Secrets replaced by markers across the stored text of every file."""
+        return int(self.conn.execute("SELECT COALESCE(SUM(redactions), 0) FROM files").fetchone()[0])
+
+    @_guarded
     def languages(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT language, COUNT(*) FROM files GROUP BY language ORDER BY 2 DESC"))
+
+    def file_stats(self, paths: Iterable[str] | None = None) -> dict[str, tuple[int, float]]:
+        """path -> (size, mtime) as indexed, for these paths (all files when None): the stale-result check."""
+        if paths is None:
+            return {p: (s, m) for p, s, m in self.conn.execute("SELECT path, size, mtime FROM files")}
+        wanted, out = list(paths), {}
+        for i in range(0, len(wanted), 500):  # stay under SQLite's bound-variable limit
+            batch = wanted[i : i + 500]
+            marks = ",".join("?" * len(batch))
+            rows = self.conn.execute(f"SELECT path, size, mtime FROM files WHERE path IN ({marks})", batch)
+            out.update({p: (s, m) for p, s, m in rows})
+        return out

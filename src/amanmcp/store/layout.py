@@ -34,11 +34,13 @@ class IndexLayout:
 
     def current(self) -> Path | None:
         try:
-            name = self.pointer.read_text().strip()
-        except OSError:
+            name = self.pointer.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):  # missing or garbage: no index, rebuilt by the next `index`
+            return None
+        if not name.startswith("gen-") or "/" in name or "\\" in name:
             return None
         path = self.base / name
-        return path if name and (path / "index.db").is_file() else None
+        return path if (path / "index.db").is_file() else None
 
     def new_generation(self) -> Path:
         self.base.mkdir(parents=True, exist_ok=True)
