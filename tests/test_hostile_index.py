@@ -68,7 +68,7 @@ def test_every_command_names_the_damage_and_index_rebuilds(copy: Path, how: str)
     db = IndexLayout(copy).current() / "index.db"
     damage(db, how)
     for args in (["status", "--path", str(copy)], ["search", "retry", "--path", str(copy)],
-                 ["search", "retry", "--path", str(copy), "--format", "json"], ["doctor", "--path", str(copy)]):
+                 ["search", "retry", "--path", str(copy), "--format", "json"]):
         result = run(*args)
         assert result.returncode == 1, (args, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr + result.stdout, args
@@ -76,6 +76,12 @@ def test_every_command_names_the_damage_and_index_rebuilds(copy: Path, how: str)
         assert len(lines) == 1, (args, result.stderr)
         assert lines[0].startswith(f"error: the index at {db} is damaged (")
         assert lines[0].endswith(f"run `amanmcp index --force {copy}` to rebuild it")
+
+    doctor = run("doctor", "--path", str(copy), "--json")  # one failed check among the others
+    assert doctor.returncode == 1 and "Traceback" not in doctor.stderr
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
+    assert checks["index"]["level"] == "fail" and f"the index at {db} is damaged" in checks["index"]["detail"]
+    assert "amanmcp index --force" in checks["index"]["fix"] and "embedder" in checks
 
     rebuilt = run("index", str(copy))  # no --force needed: a damaged index is rebuilt, not patched
     assert rebuilt.returncode == 0, rebuilt.stderr

@@ -15,6 +15,7 @@ from typing import Literal
 
 from amanmcp.config import Settings
 from amanmcp.embed.base import EmbedderError, EmbedderIdentity
+from amanmcp.errors import IndexDamagedError
 
 Level = Literal["ok", "warn", "fail"]
 MIN_FREE_BYTES = 1 << 30
@@ -181,7 +182,11 @@ def _index(root: Path, current: EmbedderIdentity | None, add: Add) -> None:
     if generation is None:
         add(Check("index", "warn", f"{root} is not indexed yet", f"run `amanmcp index {root}`"))
         return
-    built = load_meta(generation).identity
+    try:
+        built = load_meta(generation).identity
+    except IndexDamagedError as exc:  # one failed check among the others, not the end of the report
+        add(Check("index", "fail", str(exc), f"run `amanmcp index --force {root}`"))
+        return
     if built is None:
         add(Check("index", "fail", "the index records no embedder", f"run `amanmcp index --force {root}`"))
         return
