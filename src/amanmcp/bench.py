@@ -5,6 +5,8 @@ exactly as the indexer embeds them — measure: availability, batch-32 latency (
 runs), chunks/s over all N texts, single-query latency (median), dimensions, model start-up and
 peak memory. Each backend runs in its own process, so peak memory is its own and one runtime's
 threads never slow another's. HTTP backends measure the client side of a real server.
+`local-torch` runs only where torch is installed (the `gpu` extra); elsewhere its row says it was
+skipped and why, and nothing imports torch.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class BenchResult:
     chunks_per_s: float | None = None
     query_ms: float | None = None
     peak_mb: float | None = None
+    skipped: bool = False  # not measured on purpose (e.g. local-torch without torch): `detail` says why
 
 
 @dataclass(slots=True)
@@ -115,6 +118,16 @@ def bench_texts(root: Path, settings: Settings, limit: int) -> list[str]:
 def settings_for(settings: Settings, overrides: dict[str, dict[str, Any]]) -> Settings:
     update = {section: getattr(settings, section).model_copy(update=values) for section, values in overrides.items()}
     return settings.model_copy(update=update)
+
+
+def skip_reason(name: str) -> str | None:
+    """Why a target is not worth a worker process here (None: measure it). Never imports torch."""
+    if TARGETS[name][1].get("embeddings", {}).get("runtime") == "torch":
+        from amanmcp.embed.local import GPU_EXTRA, torch_available
+
+        if not torch_available():
+            return f"skipped: torch and sentence-transformers are not installed (the GPU path: `{GPU_EXTRA}`)"
+    return None
 
 
 def measure(name: str, settings: Settings, texts: list[str], repeats: int) -> BenchResult:
@@ -184,7 +197,11 @@ def run_bench(
         corpus = Path(tmp) / "texts.json"
         corpus.write_text(json.dumps(texts))
         for name in names:
-            result = _run_worker(name, root, corpus, repeats)
+            reason = skip_reason(name)
+            if reason is not None:
+                result = BenchResult(name, TARGETS[name][0], False, reason, skipped=True)
+            else:
+                result = _run_worker(name, root, corpus, repeats)
             results.append(result)
             if on_result:
                 on_result(result)

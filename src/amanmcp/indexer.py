@@ -33,6 +33,7 @@ from amanmcp.ranking.features import features
 from amanmcp.scan import ScannedFile, Scanner, looks_minified, read_text, redact_secrets, secret_content
 from amanmcp.store import IndexLayout, IndexStore, VectorIndex, load_meta, read_meta
 from amanmcp.store.db import SCHEMA_VERSION, FileRecord
+from amanmcp.store.layout import write_failure
 from amanmcp.store.vectors import STAMP
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,11 @@ class Indexer:
         swap. `allow_empty`: let a full rebuild that finds no chunks replace an index that holds
         some (otherwise that is refused with an AmanError and the old index stays).
         """
-        with self.layout.write_lock():
-            return self._run(force, progressive, allow_empty)
+        try:
+            with self.layout.write_lock():
+                return self._run(force, progressive, allow_empty)
+        except OSError as exc:  # a full disk, a read-only index folder: the run stops, the old index stays live
+            raise write_failure(self.layout.base, exc) from exc
 
     def _run(self, force: bool, progressive: bool, allow_empty: bool) -> IndexReport:
         timings: dict[str, float] = {"embed": 0.0, "store": 0.0, "index": 0.0}

@@ -8,6 +8,7 @@ Every skip is counted by reason so the index summary can say what was left out:
   content (a cloud service-account key);
 - `undecodable_name`: a file or folder whose name is not valid UTF-8 (a folder counts once; what
   is inside it is not visited). Such a name cannot be stored, shown or searched faithfully;
+- `broken_link`: a symlink inside the root that leads nowhere (dangling, or a loop such as a -> b -> a);
 - `binary`, `too_large`, `unreadable` here; `undecodable` (content not UTF-8) and `minified`
   (`looks_minified`) when the indexer reads the text.
 
@@ -261,7 +262,9 @@ class Scanner:
                 try:
                     is_dir = entry.is_dir(follow_symlinks=True)
                     is_link = entry.is_symlink()
-                except OSError:
+                except OSError:  # a symlink loop (ELOOP), or an entry gone since it was listed
+                    if os.path.islink(entry.path):
+                        skipped["broken_link"] += 1
                     continue
                 probe = rel + "/" if is_dir else rel
                 if self.excludes.match_file(probe) or _ignored(specs, probe):
@@ -275,7 +278,9 @@ class Scanner:
                     continue
                 try:
                     st = os.stat(entry.path)
-                except OSError:
+                except OSError:  # a dangling symlink, or a file gone since it was listed
+                    if is_link:
+                        skipped["broken_link"] += 1
                     continue
                 if entry.is_file(follow_symlinks=True):
                     yield rel, Path(entry.path), st
@@ -293,7 +298,7 @@ class Scanner:
     def _inside_root(self, path: Path) -> bool:
         try:
             return path.resolve().is_relative_to(self.root)
-        except OSError:
+        except (OSError, RuntimeError):  # RuntimeError: a symlink loop, on Python < 3.13
             return False
 
 

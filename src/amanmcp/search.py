@@ -172,6 +172,11 @@ class Searcher:
         if isinstance(limit, bool) or not isinstance(limit, int):
             raise SearchError(f"limit must be a whole number between 1 and 100, not {preview(limit)}")
         scope = [scope] if isinstance(scope, str) else scope  # one prefix given as a plain string
+        for name, value in (("query", query), ("filter", filter), ("language", language),
+                            ("symbol_type", symbol_type), *(("scope", s) for s in scope or ())):
+            if isinstance(value, str) and not _is_text(value):  # undecodable argv bytes, a JSON "\ud800"
+                raise SearchError(f"the {name} is not valid text: it holds bytes that are not UTF-8 "
+                                  "(or a lone surrogate)")
         query = query.strip()
         if not query:
             raise SearchError("the query is empty")
@@ -179,7 +184,7 @@ class Searcher:
             raise SearchError(f"the query is {len(query):,} characters; the limit is {cfg.max_query_chars:,}")
         words = query_words(query)
         if not words:
-            raise SearchError(f"the query {query!r} has no words to search for (only punctuation or symbols)")
+            raise SearchError(f"the query {preview(query)} has no words to search for (only punctuation or symbols)")
         if not 1 <= limit <= 100:
             raise SearchError(f"limit must be between 1 and 100, not {limit}")
         if filter not in FILTERS:
@@ -363,6 +368,15 @@ def _result(c: Candidate, top: float, rerank_score: float | None, explain: bool)
 # The kinds of symbol the chunker emits (`symbol_type` of a chunk); anything else matches nothing.
 SYMBOL_TYPES = ("function", "method", "class", "struct", "interface", "trait", "type", "enum", "module", "impl",
                 "namespace", "macro", "test", "section")
+
+
+def _is_text(value: str) -> bool:
+    """Whether `value` can be stored, searched and answered as UTF-8 (no lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def preview(value: object, width: int = 60) -> str:

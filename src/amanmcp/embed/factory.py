@@ -206,19 +206,19 @@ def is_apple_silicon() -> bool:
 
 def local_problem(settings: Settings) -> str | None:
     """Why the in-process model cannot run here (None: it can), checked without loading it."""
-    from amanmcp.embed.local import has_module, is_bert_safetensors, resolve_model
+    from amanmcp.embed.local import GPU_EXTRA, is_bert_safetensors, resolve_model, torch_available
 
     try:
         name, model_dir = resolve_model(settings.embeddings.model)
     except EmbedderError as exc:
         return str(exc)
-    torch_ok = has_module("torch") and has_module("sentence_transformers")
+    torch_ok = torch_available()
     if model_dir is not None:
         if is_bert_safetensors(model_dir) or (torch_ok and (model_dir / "config.json").is_file()):
             return None
-        return f"{model_dir} is not a model this machine can run (needs torch for non-BERT models)"
+        return f"{model_dir} is not a model this machine can run (non-BERT models need torch: `{GPU_EXTRA}`)"
     if not torch_ok:
-        return f"hub model {name} needs torch and sentence-transformers"
+        return f"hub model {name} needs torch and sentence-transformers (`{GPU_EXTRA}`)"
     try:
         from huggingface_hub import try_to_load_from_cache
 

