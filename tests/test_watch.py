@@ -201,3 +201,41 @@ def test_fallback_embedder_never_replaces_the_index(project: Path, settings: Set
     assert progress.state == "error" and "fallback" in (progress.last_error or "")
     assert IndexLayout(project).current() == before
     assert index_status(project, settings).embedder == "local:all-MiniLM-L6-v2 (384d)"
+
+
+def test_a_branch_switch_converges_with_no_result_pointing_at_a_missing_file(
+    live: LiveIndex, project: Path, embedder: LocalEmbedder
+) -> None:
+    """`git checkout` rewrites, deletes and adds many files at once: the index follows, and no result
+    names a file that is gone or says stale once it has caught up."""
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=project, check=True,
+                       capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-qm", "main")
+    git("checkout", "-qb", "feature")
+    (project / "web/cart.js").unlink()
+    (project / "src/payments/invoice.py").rename(project / "src/payments/billing.py")
+    for i in range(30):
+        (project / f"src/feature/handler_{i}.py").parent.mkdir(parents=True, exist_ok=True)
+        (project / f"src/feature/handler_{i}.py").write_text(f"def feature_handler_{i}(request):\n    return {i}\n")
+    git("add", "-A")
+    git("commit", "-qm", "feature")
+    git("checkout", "-q", "main")  # back: the feature files vanish, the old ones return
+    git("checkout", "-q", "feature")  # and forth again, in quick succession
+
+    def settled() -> bool:
+        searcher = Searcher(project, live.settings, embedder)
+        try:
+            results = [r for q in ("feature_handler_7", "render_invoice_pdf", "addItemToCart", "retry")
+                       for r in searcher.search(q, limit=10).results]
+        finally:
+            searcher.close()
+        return (all((project / r.path).is_file() and not r.stale for r in results)
+                and any(r.path == "src/feature/handler_7.py" for r in results)
+                and any(r.path == "src/payments/billing.py" for r in results))
+
+    wait_for(settled, 60, "the index to follow the branch switch")
+    assert live.progress().state == "watching"
