@@ -4,8 +4,9 @@
 `FaultMiddleware`, and whose embedder is wrapped in `CountingEmbedder`. The switch answers at
 `/_faults` (POST sets it, GET reads it) and can:
 
-- fail (with `status`) or hang (for `hang_seconds`) the next N requests to any route but /health,
-  to prove the clients' retries and timeouts (`fail_next`, `status`, `hang_next`, `hang_seconds`);
+- fail (with `status`) or hang (for `hang_seconds`) the next N POST requests (embedding and
+  rerank requests; the clients' discovery GETs such as /v1/models pass untouched), to prove the
+  clients' retries and timeouts (`fail_next`, `status`, `hang_next`, `hang_seconds`);
 - count those requests (`seen`, `reset_seen`);
 - slow every model call by `slow_seconds` and record the size of each (`calls`, `call_sizes`,
   `reset_calls`), to prove the server's fair scheduling and that abandoned requests stop.
@@ -38,7 +39,7 @@ class Faults:
     hang_next: int = 0
     hang_seconds: float = 5.0
     slow_seconds: float = 0.0
-    seen: int = 0  # requests received (to any route but /health), faulty or not
+    seen: int = 0  # POST requests received, faulty or not
     call_sizes: list[int] = field(default_factory=list)  # texts per model call, in order
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -104,11 +105,12 @@ class FaultMiddleware:
     def __init__(self, app: Any, faults: Faults) -> None:
         self.app = app
         self.faults = faults
-        self.routes = {
+        self.routes = {  # the requests that embed or rerank: discovery GETs (/v1/models, /models) pass
             (route.path, method)
             for route in app.routes
             if route.path != "/health"
             for method in (route.methods or ())
+            if method == "POST"
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

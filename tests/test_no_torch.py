@@ -106,6 +106,8 @@ def amanmcp(env: dict[str, str], *args: str, timeout: float = 180) -> subprocess
 def comparable(answer: dict[str, Any]) -> dict[str, Any]:
     """A search answer without its timing: what must be equal between two runs."""
     quality = answer["search_quality"]
+    for r in answer["results"]:  # an MCP answer says what max_tokens cut: nothing, for these small results
+        assert r.pop("truncated_lines", 0) == 0
     return {
         "results": [{**r, "score": round(r["score"], 4)} for r in answer["results"]],
         "mode": quality["mode"], "degraded": quality["degraded"], "backend": quality["backend"],

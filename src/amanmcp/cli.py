@@ -318,18 +318,29 @@ def config_show(
 @app.command()
 @friendly_errors
 def serve(
-    path: PathArg = Path("."),
+    path: Annotated[
+        Path | None, typer.Argument(help="Project folder (default: the project around the current folder).")
+    ] = None,
     log_file: Annotated[Path | None, typer.Option("--log-file", help="Write logs to this file, not stderr.")] = None,
     no_watch: Annotated[bool, typer.Option("--no-watch", help="Do not follow edits (index once at start).")] = False,
 ) -> None:
-    """Run the MCP server over stdio (for Claude Code and other MCP clients); the index follows edits."""
+    """Run the MCP server over stdio (for Claude Code and other MCP clients); the index follows edits.
+
+    Any number may run on one project: one keeps the index up to date, the others answer from it."""
+    from amanmcp.config import serve_root
     from amanmcp.embed.factory import select_embedder
     from amanmcp.mcp_server import serve as run_server
 
-    root, loaded = _project(path)
+    if path is not None:
+        _project(path)  # a path that does not exist, or a file: a usage error, exit 2
+    root, refusal = serve_root(path)
+    root, loaded = _project(root)
     if log_file is not None:  # stdout belongs to the protocol; stderr or this file get the logs
         logging.basicConfig(filename=log_file, level=loaded.settings.log_level.upper(), force=True,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if refusal is not None:  # still speak MCP: the client shows the sentence instead of "failed to connect"
+        run_server(root, loaded.settings, None, refusal=refusal)
+        return
     run_server(root, loaded.settings, select_embedder(loaded.settings), watch=not no_watch)
 
 
@@ -354,6 +365,8 @@ def init(
     out.print(f"  .gitignore     {'.amanmcp/ ' + report.gitignore if report.gitignore != 'kept' else 'kept'}",
               markup=False)
     out.print(f"  .mcp.json      {report.mcp_json}: amanmcp -> {report.command} serve", markup=False)
+    for line in report.approval:  # Claude Code's approval prompt: without it, users think init failed
+        out.print(line, markup=False)
     out.print("To use amanmcp in every project (Claude Code user scope), run:")
     out.print(f"  {report.user_scope}", markup=False)
     if no_index:

@@ -50,6 +50,7 @@ class SearchSettings(_Section):
     limit: int = Field(10, ge=1, le=100)
     candidates: int = Field(100, ge=10, le=2000)
     max_query_chars: int = Field(2000, ge=10)
+    max_tokens: int = Field(8000, ge=500, le=200_000)  # MCP search answers are trimmed (whole lines) to fit
 
     @model_validator(mode="after")
     def _something_ranks(self) -> SearchSettings:
@@ -111,7 +112,8 @@ class ServerSettings(_Section):
 # Defaults live on the classes, so a file that sets only `mlx.endpoint` keeps the default model.
 class MlxSettings(ServerSettings):
     endpoint: str = "http://localhost:9659"
-    model: str = "small"  # small | medium | large (Qwen3-Embedding 0.6B/4B/8B) or a full model name
+    model: str = "small"  # small | medium | large (Qwen3-Embedding 0.6B/4B/8B), embeddinggemma, or a full name
+    load_timeout: float = Field(60.0, gt=0)  # seconds the probe waits for a server that is loading its model
 
 
 class OllamaSettings(ServerSettings):
@@ -120,7 +122,7 @@ class OllamaSettings(ServerSettings):
 
 
 class OpenAISettings(ServerSettings):
-    endpoint: str = "http://localhost:8080"  # base URL; /v1/embeddings is appended
+    endpoint: str = "http://localhost:8080"  # API base, with or without /v1 (routes without /v1 are tried on a 404)
 
 
 class StaticSettings(_Section):
@@ -166,6 +168,8 @@ ENV_KEYS: dict[str, str] = {
     "AMANMCP_MLX_MODEL": "mlx.model",
     "AMANMCP_OLLAMA_HOST": "ollama.endpoint",
     "AMANMCP_OLLAMA_MODEL": "ollama.model",
+    "AMANMCP_OLLAMA_API_KEY": "ollama.api_key",
+    "AMANMCP_MLX_API_KEY": "mlx.api_key",
     "AMANMCP_OPENAI_BASE_URL": "openai.endpoint",
     "AMANMCP_OPENAI_MODEL": "openai.model",
     "AMANMCP_OPENAI_API_KEY": "openai.api_key",
@@ -188,12 +192,51 @@ def user_config_path() -> Path:
 
 
 def find_project_root(path: Path) -> Path:
-    """Nearest ancestor with `.git` or `.amanmcp.yaml`, else the path itself."""
+    """Nearest ancestor with `.git` or `.amanmcp.yaml`, else the path itself.
+
+    A `.git` in the home folder (a dotfiles repository) or in `/` does not make it a project root:
+    it would index a whole home folder. Only an `.amanmcp.yaml` there does (someone put it there)."""
     path = path.resolve()
     for candidate in (path, *path.parents):
-        if (candidate / ".git").exists() or (candidate / PROJECT_FILE).is_file():
+        if (candidate / PROJECT_FILE).is_file() or ((candidate / ".git").exists() and not _too_wide(candidate)):
             return candidate
     return path
+
+
+def is_project(root: Path) -> bool:
+    """Whether `root` is marked as a project (see `find_project_root`)."""
+    return (root / PROJECT_FILE).is_file() or ((root / ".git").exists() and not _too_wide(root))
+
+
+def serve_root(path: Path | None) -> tuple[Path, str | None]:
+    """The project `amanmcp serve` answers for, and None; or the folder and why it refuses to index it.
+
+    Without `path` (a user-scope MCP server runs in whatever folder the client started in), the
+    folder must be inside a project: a `.git` or `.amanmcp.yaml` up the tree. A `path` given
+    explicitly is the user's choice: a folder without markers is allowed, unless it is the home
+    folder itself or `/`."""
+    start = (path if path is not None else Path.cwd()).expanduser().resolve()
+    root = find_project_root(start)
+    if is_project(root) or (path is not None and not _too_wide(root)):
+        return root, None
+    if _too_wide(root):
+        why = f"{root} is {'your home folder' if root != Path(root.anchor) else 'the file system root'}"
+    else:
+        why = f"{root} is not inside a project (no .git or {PROJECT_FILE} in it or above it)"
+    return root, (
+        f"amanmcp is not pointed at a project: {why}, so it indexes nothing. Give it the project: "
+        "`amanmcp serve /path/to/project` (in the MCP client's server command), or start the client in a "
+        f"project folder (a git repository, or a folder where `amanmcp init` wrote {PROJECT_FILE})"
+    )
+
+
+def _too_wide(folder: Path) -> bool:
+    """The home folder or the file system root: never indexed as a whole unless `.amanmcp.yaml` says so."""
+    try:
+        home = Path.home().resolve()
+    except (OSError, RuntimeError):
+        home = None
+    return folder == Path(folder.anchor) or folder == home
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

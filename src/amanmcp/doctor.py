@@ -27,6 +27,7 @@ class Check:
     level: Level
     detail: str
     fix: str = ""
+    facts: dict[str, object] | None = None  # the same, as fields (server checks), for --json
 
 
 @dataclass(slots=True)
@@ -41,7 +42,8 @@ class DoctorReport:
 
     def to_dict(self) -> dict[str, object]:
         return {"root": self.root, "ok": self.ok, "selection": self.selection,
-                "checks": [{"name": c.name, "level": c.level, "detail": c.detail, "fix": c.fix} for c in self.checks]}
+                "checks": [{"name": c.name, "level": c.level, "detail": c.detail, "fix": c.fix,
+                            **({"facts": c.facts} if c.facts is not None else {})} for c in self.checks]}
 
 
 Add = Callable[[Check], None]
@@ -130,18 +132,34 @@ def _static(settings: Settings, add: Add) -> None:
     add(Check("backend static", "ok", detail))
 
 
+SERVER_KINDS = {"mlx": "MLX server", "ollama": "Ollama", "tei": "text-embeddings-inference", "vllm": "vLLM",
+                "infinity": "Infinity", "llamacpp": "llama.cpp", "amanmcp": "amanmcp embed-server",
+                "openai": "OpenAI-compatible"}
+
+
 def _servers(settings: Settings, add: Add) -> None:
+    """Per configured server: reachable, what it is, model, dimensions, batch cap, truncation mode."""
     from amanmcp.embed.factory import SERVERS, is_apple_silicon, make_server
 
     for name in SERVERS:
         server = make_server(name, settings)
-        health = server.health()
-        if health.ok:
-            add(Check(f"backend {name}", "ok", f"{server.endpoint}: {health.detail}"))
-            continue
+        report = server.server_report()
         optional = settings.embeddings.provider != name and not (name == "mlx" and is_apple_silicon())
-        add(Check(f"backend {name}", "warn" if optional else "fail",
-                  f"{server.endpoint}: {health.detail}" + (" (optional)" if optional else ""), server.how_to_start()))
+        level: Level = "warn" if optional else "fail"
+        suffix = " (optional)" if optional else ""
+        if not report.reachable:
+            add(Check(f"backend {name}", level, f"{server.endpoint}: not reachable: {report.detail}{suffix}",
+                      server.how_to_start(), report.to_dict()))
+            continue
+        kind = SERVER_KINDS.get(report.dialect, report.dialect)
+        facts = [f"{server.endpoint}: reachable ({kind})", f"model {report.model or 'unknown'}",
+                 f"{report.dimensions} dimensions" if report.dimensions else "dimensions unknown",
+                 f"batch cap {report.batch_cap}", f"truncation: {report.truncation}"]
+        if report.problem:
+            add(Check(f"backend {name}", level, "; ".join(facts) + f"; but {report.problem}{suffix}",
+                      f"set `{name}.model` to a model the server serves, or fix the server", report.to_dict()))
+            continue
+        add(Check(f"backend {name}", "ok", "; ".join(facts), "", report.to_dict()))
 
 
 def _device(settings: Settings, add: Add) -> None:

@@ -5,7 +5,10 @@ One GPU box can embed for a team, and every HTTP client of ours is tested agains
     GET  /health            → {"status": "healthy", "model", "dim", "backend", ...}      (MLX server)
     POST /embed             {"text", "model"?}   → {"embedding", "model", "dim"}         (MLX server)
     POST /embed_batch       {"texts", "model"?}  → {"embeddings", "model", "dim"}        (MLX server)
-    GET  /v1/models, POST /v1/embeddings {"input", "model"?} → {"data": [{"index", "embedding"}]} (OpenAI)
+    GET  /models            → {"data": [...]} (OpenAI, as Infinity serves it) and {"embeddings": {"models":
+                              {name: {"aliases", "embedding_dim"}}, ...}} (MLX server), in one answer
+    GET  /v1/models, POST /v1/embeddings and /embeddings {"input", "model"?, "encoding_format"?: "float" |
+         "base64"} → {"data": [{"index", "embedding"}], "model"}                          (OpenAI)
     GET  /api/tags,  POST /api/embed {"model"?, "input"} → {"embeddings"}                (Ollama)
     POST /rerank, /v1/rerank {"query", "documents" | "texts", "model"?, "top_k" | "top_n"?}
          → {"results": [{"index", "score", "relevance_score", "document"}], "model", "query", "count"}
@@ -15,9 +18,15 @@ Reranking here is the embedder's own: the cosine similarity of the embedded quer
 query instruction) and each embedded document, best first. A cross-encoder ranks better; this one
 lets the rerank clients be tested end to end and gives a team one server for both jobs.
 
-The server names the model it serves (in /health, /v1/models and /api/tags) and accepts that
-name, or none, in requests. With AMANMCP_EMBED_SERVER_API_KEY set, every route but /health wants
-that bearer key (clients: AMANMCP_OPENAI_API_KEY); the key is compared as bytes, so any header is
+The server names the model it serves (in /health, /models, /v1/models and /api/tags) and accepts
+that name, or none, in requests. Where it imitates the reference MLX server (mlx-server/server.py,
+v1.3.0-amanmcp) it answers as that server does: /embed and /embed_batch also accept the model's
+aliases ("default", its short name, and the MLX names of the Qwen3 and EmbeddingGemma models when
+it serves one), refuse empty or whitespace-only texts with a 422 `{"detail": [{"msg", ...}]}`, and
+put every error under "detail" (as FastAPI does) as well as "error".
+
+With AMANMCP_EMBED_SERVER_API_KEY set, every route but /health wants that bearer key (clients:
+AMANMCP_OPENAI_API_KEY, AMANMCP_MLX_API_KEY, AMANMCP_OLLAMA_API_KEY); the key is compared as bytes, so any header is
 a plain 401, never a crash.
 
 Hostile or malformed input is a 4xx with a JSON error, never a traceback or a 500: a body that is
@@ -45,6 +54,7 @@ The shipped app has no test switch; the tests wrap `create_app` in a fault-injec
 from __future__ import annotations
 
 import asyncio
+import base64
 import concurrent.futures
 import functools
 import hmac
@@ -87,11 +97,12 @@ class Limits:
 
 
 class ApiError(Exception):
-    """Becomes a JSON error response with this status."""
+    """Becomes a JSON error response with this status; `detail`: the MLX routes' FastAPI-style detail."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, detail: Any = None) -> None:
         super().__init__(message)
         self.status = status
+        self.detail = detail
 
 
 @dataclass(eq=False, slots=True)
@@ -159,14 +170,18 @@ class EmbedService:
         self.limits = limits
         self.model = embedder.identity.model
         self.dim = embedder.dimensions
+        self.aliases = model_aliases(self.model)
         self.scheduler = FairScheduler()
         self.started = time.time()
 
-    def check_model(self, requested: Any) -> None:
+    def check_model(self, requested: Any, aliases: bool = False) -> None:
+        """The served model's name (or none) is accepted; on the MLX routes (`aliases`) also its aliases."""
         if requested in (None, ""):
             return
         if not isinstance(requested, str):
             raise ApiError(400, "'model' must be a string")
+        if aliases and requested.lower() in self.aliases:
+            return
         if requested not in (self.model, f"{self.model}:latest"):
             raise ApiError(
                 404, f"model {requested!r} is not served here; this server serves {self.model!r} (or omit 'model')"
@@ -307,9 +322,10 @@ def create_app(embedder: Embedder, backend: str, limits: Limits | None = None, a
         return data
 
     def endpoint(
-        handler: Callable[[Request], Awaitable[Any]], openai_errors: bool = False
+        handler: Callable[[Request], Awaitable[Any]], errors: str = "plain"
     ) -> Callable[[Request], Awaitable[JSONResponse]]:
-        """Every route: the key (if one is set), then the handler; any failure is a JSON error."""
+        """Every route: the key (if one is set), then the handler; any failure is a JSON error in the
+        route's style (`errors`: plain, openai or mlx)."""
 
         async def wrapped(request: Request) -> JSONResponse:
             try:
@@ -317,10 +333,10 @@ def create_app(embedder: Embedder, backend: str, limits: Limits | None = None, a
                     raise ApiError(401, "missing or wrong bearer key: send `Authorization: Bearer <key>`")
                 return JSONResponse(await handler(request))
             except ApiError as exc:
-                return _error(exc.status, str(exc), openai_errors)
+                return _error(exc.status, str(exc), errors, exc.detail)
             except Exception as exc:  # never a traceback to the client
                 log.exception("embed-server: %s %s failed", request.method, request.url.path)
-                return _error(500, f"internal error: {type(exc).__name__}: {exc}", openai_errors)
+                return _error(500, f"internal error: {type(exc).__name__}: {exc}", errors)
 
         return wrapped
 
@@ -337,39 +353,67 @@ def create_app(embedder: Embedder, backend: str, limits: Limits | None = None, a
 
     async def embed_one(request: Request) -> dict[str, Any]:
         data = await read_json(request)
-        service.check_model(data.get("model"))
+        service.check_model(data.get("model"), aliases=True)
         if "text" not in data:
             raise ApiError(400, "missing 'text'")
         if not isinstance(data["text"], str):
             raise ApiError(400, f"'text' must be a string, not {_kind(data['text'])}")
+        if not data["text"].strip():  # EmbedRequest: stripped, then min_length=1
+            raise ApiError(422, "'text' is empty or whitespace only", [
+                {"type": "string_too_short", "loc": ["body", "text"], "msg": "String should have at least 1 character",
+                 "ctx": {"min_length": 1}}])
         texts = service.check_texts(data["text"], "text")
         vectors = await service.embed(texts, request)
         return {"embedding": rows(vectors)[0], "model": service.model, "dim": service.dim, "normalized": True}
 
     async def embed_batch(request: Request) -> dict[str, Any]:
         data = await read_json(request)
-        service.check_model(data.get("model"))
+        service.check_model(data.get("model"), aliases=True)
         if not isinstance(data.get("texts"), list):
             raise ApiError(400, "missing 'texts' (a list of strings)")
         texts = service.check_texts(data["texts"], "texts")
+        blank = next((i for i, t in enumerate(texts) if not t.strip()), None)
+        if blank is not None:  # BatchEmbedRequest.validate_texts
+            message = f"Value error, Text at index {blank} cannot be empty or whitespace only"
+            raise ApiError(422, message, [{"type": "value_error", "loc": ["body", "texts"], "msg": message,
+                                           "ctx": {"error": {}}}])
         vectors = await service.embed(texts, request)
         return {"embeddings": rows(vectors), "model": service.model, "dim": service.dim, "normalized": True}
 
+    def card() -> dict[str, Any]:
+        return {"id": service.model, "object": "model", "owned_by": "amanmcp",
+                "max_batch_size": service.limits.max_batch}
+
     async def openai_models(request: Request) -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": service.model, "object": "model", "owned_by": "amanmcp"}]}
+        return {"object": "list", "data": [card()]}
+
+    async def models(request: Request) -> dict[str, Any]:
+        """Both shapes a client may ask `/models` for: OpenAI's list (as Infinity serves it without a
+        prefix) and the MLX server's catalogue."""
+        entry = {"status": "ready", "embedding_dim": service.dim, "aliases": sorted(service.aliases - {service.model}),
+                 "description": f"{service.model} ({service.backend})"}
+        catalogue = {"loaded_models": [service.model], "default_model": service.model, "models": {service.model: entry}}
+        return {"object": "list", "data": [card()],
+                "embeddings": {**catalogue, "max_batch_size": service.limits.max_batch},
+                "rerankers": catalogue}
 
     async def openai_embeddings(request: Request) -> dict[str, Any]:
         data = await read_json(request)
         service.check_model(data.get("model"))
         if "input" not in data:
             raise ApiError(400, "missing 'input'")
-        if data.get("encoding_format") not in (None, "float"):
-            raise ApiError(400, "only encoding_format 'float' is supported")
+        encoding = data.get("encoding_format")
+        if encoding not in (None, "float", "base64"):
+            raise ApiError(400, "'encoding_format' must be 'float' or 'base64'")
         texts = service.check_texts(data["input"], "input")
         vectors = await service.embed(texts, request)
+        if encoding == "base64":  # little-endian float32 bytes, as OpenAI sends them
+            items: list[Any] = [base64.b64encode(v.astype("<f4").tobytes()).decode("ascii") for v in vectors]
+        else:
+            items = rows(vectors)
         return {
             "object": "list", "model": service.model,
-            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(rows(vectors))],
+            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(items)],
             "usage": {"prompt_tokens": 0, "total_tokens": 0},
         }
 
@@ -416,21 +460,24 @@ def create_app(embedder: Embedder, backend: str, limits: Limits | None = None, a
         return {"results": results, "model": service.model, "query": query, "count": len(results)}
 
     routes = [
-        Route("/health", endpoint(health), methods=["GET"]),
-        Route("/embed", endpoint(embed_one), methods=["POST"]),
-        Route("/embed_batch", endpoint(embed_batch), methods=["POST"]),
-        Route("/v1/models", endpoint(openai_models, openai_errors=True), methods=["GET"]),
-        Route("/v1/embeddings", endpoint(openai_embeddings, openai_errors=True), methods=["POST"]),
+        Route("/health", endpoint(health, "mlx"), methods=["GET"]),
+        Route("/embed", endpoint(embed_one, "mlx"), methods=["POST"]),
+        Route("/embed_batch", endpoint(embed_batch, "mlx"), methods=["POST"]),
+        Route("/models", endpoint(models), methods=["GET"]),
+        Route("/v1/models", endpoint(openai_models, "openai"), methods=["GET"]),
+        Route("/v1/embeddings", endpoint(openai_embeddings, "openai"), methods=["POST"]),
+        Route("/embeddings", endpoint(openai_embeddings, "openai"), methods=["POST"]),
         Route("/api/tags", endpoint(ollama_tags), methods=["GET"]),
         Route("/api/embed", endpoint(ollama_embed), methods=["POST"]),
         Route("/rerank", endpoint(rerank), methods=["POST"]),
-        Route("/v1/rerank", endpoint(rerank, openai_errors=True), methods=["POST"]),
+        Route("/v1/rerank", endpoint(rerank, "openai"), methods=["POST"]),
     ]
 
     async def not_found(request: Request, exc: Exception) -> JSONResponse:
         status = getattr(exc, "status_code", 500)
         message = "no such endpoint" if status == 404 else getattr(exc, "detail", "error")
-        return _error(status, f"{message}: {request.method} {request.url.path}", request.url.path.startswith("/v1/"))
+        style = "openai" if request.url.path.startswith("/v1/") else "plain"
+        return _error(status, f"{message}: {request.method} {request.url.path}", style)
 
     return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
 
@@ -461,11 +508,24 @@ def _authorized(request: Request, api_key: str) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(sent, api_key.encode("utf-8"))
 
 
-def _error(status: int, message: str, openai_style: bool) -> JSONResponse:
-    if openai_style:
+def _error(status: int, message: str, style: str, detail: Any = None) -> JSONResponse:
+    """`openai`: `{"error": {"message", "type", "code"}}`; `mlx`: FastAPI's `{"detail"}` (and `error`,
+    which our own clients and older ones read); `plain`: `{"error": message}` (Ollama's shape)."""
+    if style == "openai":
         kind = "invalid_request_error" if status < 500 else "server_error"
         return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+    if style == "mlx":
+        return JSONResponse({"detail": message if detail is None else detail, "error": message}, status_code=status)
     return JSONResponse({"error": message}, status_code=status)
+
+
+def model_aliases(model: str) -> set[str]:
+    """The names the MLX routes accept for `model` (lowercase): "default", the name with and without
+    its organisation, and, for a model of the MLX server's table, that server's aliases."""
+    from amanmcp.embed.mlx import aliases_of
+
+    names = {"default", model, model.lower(), model.rsplit("/", 1)[-1].lower()}
+    return names | aliases_of(model) if aliases_of(model) - {model.lower()} else names
 
 
 def is_loopback(host: str) -> bool:

@@ -34,6 +34,7 @@ class InitReport:
     mcp_json: str  # created | added | updated | kept
     command: str  # what `.mcp.json` runs
     user_scope: str  # the `claude mcp add` line for every project of this user
+    approval: tuple[str, ...] = ()  # how Claude Code's approval of a project server goes (lines to show)
 
 
 def amanmcp_command() -> str:
@@ -57,6 +58,21 @@ def init_project(root: Path, settings: Settings, backend: str | None = None) -> 
         mcp_json=_register(root, command),
         command=command,
         user_scope=f"claude mcp add --scope user {SERVER_NAME} -- {shlex.quote(command)} serve",
+        approval=claude_approval(root),
+    )
+
+
+def claude_approval(root: Path) -> tuple[str, ...]:
+    """What a user of Claude Code must do before a project server from `.mcp.json` runs.
+
+    Claude Code never starts a project-scope server unasked: until the user approves it,
+    `claude mcp list` shows it as "Pending approval" and no session uses it (checked with
+    Claude Code 2.1: `claude mcp list`, `claude mcp get`, `claude mcp reset-project-choices`)."""
+    return (
+        f"Claude Code asks before it starts a server from {MCP_JSON}: run `claude` in {root} and approve "
+        f"{SERVER_NAME} when it asks (or later in its /mcp menu).",
+        f"Until then `claude mcp list` (run in that folder) shows {SERVER_NAME} as \"Pending approval\"; once "
+        "approved it shows \"Connected\". Turned it down? `claude mcp reset-project-choices` asks again.",
     )
 
 

@@ -200,6 +200,8 @@ class Searcher:
         )
 
         store = self.store()
+        if filters.scope:  # a scope that names nothing indexed is an error, never a silent empty answer
+            _check_scope(store, filters.scope)
         depth = max(cfg.candidates, limit)
         profile = analyze(query)
         bm25_ids = store.bm25(words, depth, filters) if cfg.bm25_weight > 0 else []
@@ -368,6 +370,25 @@ def _result(c: Candidate, top: float, rerank_score: float | None, explain: bool)
 # The kinds of symbol the chunker emits (`symbol_type` of a chunk); anything else matches nothing.
 SYMBOL_TYPES = ("function", "method", "class", "struct", "interface", "trait", "type", "enum", "module", "impl",
                 "namespace", "macro", "test", "section")
+
+
+def _check_scope(store: IndexStore, prefixes: tuple[str, ...]) -> None:
+    """Each scope prefix must be an indexed file or a folder holding one; otherwise a SearchError
+    that names what the nearest existing folder does hold."""
+    paths = list(store.file_stats())
+    for prefix in prefixes:
+        if any(p == prefix or p.startswith(prefix + "/") for p in paths):
+            continue
+        parent = prefix
+        while parent and not any(p.startswith(parent + "/") for p in paths):
+            parent = parent.rpartition("/")[0]
+        under = parent + "/" if parent else ""
+        entries = sorted({under + p[len(under):].split("/", 1)[0] for p in paths if p.startswith(under)})
+        where = f"under {parent}/ the index holds" if parent else "the index's top-level files and folders are"
+        listed = ", ".join(entries[:20]) + (f" and {len(entries) - 20} more" if len(entries) > 20 else "")
+        raise SearchError(f"scope {prefix!r} matches no indexed file or folder (scopes are paths relative to "
+                          f"the project root; a folder may be excluded or not yet indexed); {where}: "
+                          f"{listed or 'nothing yet'}")
 
 
 def _is_text(value: str) -> bool:

@@ -15,9 +15,15 @@ from amanmcp.store.vectors import HNSW
 
 
 class IndexProgress(BaseModel):
-    """What a running `serve` is doing to its index (absent outside `serve`)."""
+    """What a running `serve` is doing to its index (absent outside `serve`).
 
-    state: Literal["starting", "indexing", "watching", "error"]
+    `role`: each project has one writer `serve` (it builds, watches and updates the index) and any
+    number of readers (state `following`: they search the same index read-only, and one of them
+    takes the writer role when the writer exits). `writer_pid` names the writer."""
+
+    state: Literal["starting", "indexing", "watching", "following", "error"]
+    role: Literal["writer", "reader"] = "writer"
+    writer_pid: int | None = None
     building: bool = False  # the first build is still running: searches see part of the project
     stage: str = ""  # scan | chunk | embed | store | index
     done: int = 0

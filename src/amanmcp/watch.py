@@ -1,5 +1,8 @@
 """Keep an index fresh while `serve` runs: a watcher queues changes, one worker applies them.
 
+Many `serve` processes may share one project (`ServeIndex`): one writer runs the LiveIndex below,
+the others answer read-only and one of them takes over when the writer goes away.
+
 The watcher thread (watchfiles: inotify/FSEvents, debounced) only collects changed paths. The
 worker thread owns every write: the start-up run (a progressive first build, or catching up with
 edits made while nothing was running), then one incremental run per batch of changes, committed
@@ -22,6 +25,7 @@ the next run.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -32,7 +36,7 @@ import watchfiles
 
 from amanmcp.config import INDEX_DIR, PROJECT_FILE, Settings, load_config
 from amanmcp.embed.factory import Selection, select_embedder
-from amanmcp.errors import IndexDamagedError
+from amanmcp.errors import AmanError, IndexDamagedError
 from amanmcp.indexer import Indexer, IndexEvent, IndexReport
 from amanmcp.scan import DEFAULT_EXCLUDES
 from amanmcp.status import IndexProgress
@@ -43,6 +47,7 @@ RETRIES = 3  # further attempts at a failed run before its batch is dropped (wat
 RETRY_DELAYS = (1.0, 4.0, 15.0)  # seconds before each retry
 POLL_SECONDS = 10.0  # rescan period while the watcher is down
 REWATCH_SECONDS = 300.0  # pause between attempts to watch again, once the RETRY_DELAYS are used up
+WRITER_POLL_SECONDS = 0.5  # how often a reader `serve` tries to take the writer role
 
 
 class Cancelled(Exception):
@@ -101,12 +106,14 @@ class LiveIndex:
             self._spawn(self._watch_loop, "amanmcp-watch")
         self._spawn(self._work_loop, "amanmcp-index")
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Ask both threads to end; a run in progress stops at its next step (committed work stays)."""
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Ask both threads to end; a run in progress stops at its next step (committed work stays).
+        Whether both ended within `timeout`."""
         self._stop.set()
         deadline = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)  # never blocks the process exit
@@ -314,12 +321,7 @@ class LiveIndex:
     def _reload_settings(self) -> bool:
         """Apply an edited `.amanmcp.yaml`; a broken one is reported (False) and the old settings kept."""
         try:
-            settings = load_config(self.root).settings
-            selection = self.selection
-            if settings.model_dump(exclude={"search", "index", "log_level"}) != self.settings.model_dump(
-                exclude={"search", "index", "log_level"}
-            ):
-                selection = select_embedder(settings)
+            settings, selection = reload_settings(self.root, self.settings, self.selection)
         except Exception as exc:  # ConfigError, EmbedderError, or a backend that will not start
             log.error("ignoring the edited %s: %s", PROJECT_FILE, exc)
             self._update(last_error=f"{PROJECT_FILE}: {exc}")
@@ -345,6 +347,214 @@ class LiveIndex:
             self.selection.embedder.embed_documents(["warm up"])
         except Exception as exc:
             log.warning("document embedder not ready: %s", exc)
+
+
+class ServeIndex:
+    """One `serve` process's part in its project's index: the writer, or a reader.
+
+    Any number of `serve` processes may run on one project (a second editor window, `claude mcp
+    list` health checks). The one that holds the index write lock is the writer: it runs a
+    LiveIndex (first build, watching, incremental runs) for as long as it lives. The others are
+    readers: they answer from the same index read-only (SQLite WAL readers; the Searcher follows
+    CURRENT and the vectors version, so they see each commit of the writer), never write, and poll
+    the lock without waiting (every `poll_seconds`). When the writer exits or is killed, the kernel
+    frees its lock and the first reader to poll takes it and becomes the writer: its LiveIndex's
+    start-up run catches up with whatever changed meanwhile. A reader also reloads an edited
+    `.amanmcp.yaml` (the writer rebuilds the index when the embedder changes; readers must query
+    it with the same one).
+
+    `start`, `stop`, `progress`, `settings`, `selection` and `config_version` are what `serve`'s
+    tools use, whichever the role.
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        settings: Settings,
+        selection: Selection,
+        *,
+        watch: bool = True,
+        debounce_ms: int = 1000,
+        step_ms: int = 100,
+        poll_seconds: float = WRITER_POLL_SECONDS,
+    ) -> None:
+        self.root = root
+        self.watch = watch
+        self.debounce_ms = debounce_ms
+        self.step_ms = step_ms
+        self.poll_seconds = poll_seconds
+        self.layout = IndexLayout(root)
+        self.became_writer_at: float | None = None  # time.monotonic() when this process took the writer role
+        self._settings = settings
+        self._selection = selection
+        self._reloads = 0  # settings reloaded as a reader
+        self._config_stamp = _stat(root / PROJECT_FILE)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._live: LiveIndex | None = None
+        self._release: Callable[[], None] | None = None
+        self._threads: list[threading.Thread] = []
+        self._writer_pid: int | None = None
+        self._building = False  # as a reader: the index on disk is a first build still growing
+        self._problem: str | None = None  # as a reader: why this process could not take the writer role
+
+    # -- what the tools read --------------------------------------------------------------------
+
+    @property
+    def role(self) -> str:
+        return "writer" if self._live is not None else "reader"
+
+    @property
+    def settings(self) -> Settings:
+        live = self._live
+        return live.settings if live is not None else self._settings
+
+    @property
+    def selection(self) -> Selection:
+        live = self._live
+        return live.selection if live is not None else self._selection
+
+    @property
+    def config_version(self) -> int:
+        live = self._live
+        return self._reloads + (live.config_version if live is not None else 0)
+
+    def progress(self) -> IndexProgress:
+        live = self._live
+        if live is not None:
+            return live.progress().model_copy(update={"role": "writer", "writer_pid": os.getpid()})
+        with self._lock:
+            return IndexProgress(state="following", role="reader", writer_pid=self._writer_pid,
+                                 building=self._building, last_error=self._problem)
+
+    # -- life cycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Take the writer role if it is free; otherwise follow the writer, ready to take over."""
+        if self._take_writer_role():
+            log.info("serving %s as the writer (pid %d): building, watching and updating the index",
+                     self.root, os.getpid())
+            return
+        self._observe()
+        log.info("another amanmcp serve (pid %s) writes the index of %s; this one (pid %d) answers from it "
+                 "read-only and takes over when it exits", self._writer_pid or "?", self.root, os.getpid())
+        self._spawn(self._warm, "amanmcp-warm")
+        self._spawn(self._follow_loop, "amanmcp-follow")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop following or writing. The write lock is released once the writer's threads have ended
+        (a run that outlives `timeout` keeps it until the process exits, which frees it anyway)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self._stop.set()
+            live = self._live
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if live is None:
+            return
+        if live.stop(max(0.0, deadline - time.monotonic())) and self._release is not None:
+            self._release()
+            self._release = None
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    # -- roles ----------------------------------------------------------------------------------
+
+    def _take_writer_role(self) -> bool:
+        try:
+            release = self.layout.try_write_lock("serve")
+        except AmanError as exc:  # a read-only or full index folder: stay a reader, say why
+            with self._lock:
+                if self._problem != str(exc):
+                    log.warning("%s", exc)
+                self._problem = f"cannot take the writer role: {exc}"
+            return False
+        if release is None:
+            return False
+        with self._lock:
+            if self._stop.is_set():
+                release()
+                return False
+            self._release = release
+            live = LiveIndex(self.root, self._settings, self._selection, watch=self.watch,
+                             debounce_ms=self.debounce_ms, step_ms=self.step_ms)
+            live.start()
+            self._live = live
+            self.became_writer_at = time.monotonic()
+            self._problem = None
+        return True
+
+    def _follow_loop(self) -> None:
+        started = time.monotonic()
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                if self._take_writer_role():
+                    log.info("the writer of %s went away: this serve (pid %d) is the writer now (after %.1fs as a "
+                             "reader)", self.root, os.getpid(), time.monotonic() - started)
+                    return
+                self._observe()
+                self._follow_settings()
+            except Exception:  # a bug of ours must not end the following: log it, poll on
+                log.exception("following the writer of %s", self.root)
+
+    def _observe(self) -> None:
+        """Who writes, and whether the index is a first build still growing (for the tools' answers)."""
+        pid, _ = self.layout.lock_holder()
+        building = False
+        current = self.layout.current()
+        if current is not None:
+            try:
+                building = not load_meta(current).complete
+            except AmanError:
+                building = False
+        with self._lock:
+            self._writer_pid, self._building = pid, building
+
+    def _follow_settings(self) -> None:
+        """Reload an edited `.amanmcp.yaml`, as the writer does (a broken one is reported, the old kept)."""
+        stamp = _stat(self.root / PROJECT_FILE)
+        if stamp == self._config_stamp:
+            return
+        self._config_stamp = stamp
+        try:
+            settings, selection = reload_settings(self.root, self._settings, self._selection)
+        except Exception as exc:
+            log.error("ignoring the edited %s: %s", PROJECT_FILE, exc)
+            with self._lock:
+                self._problem = f"{PROJECT_FILE}: {exc}"
+            return
+        with self._lock:
+            self._settings, self._selection = settings, selection
+            self._reloads += 1
+            self._problem = None
+        log.info("settings reloaded from %s (embedder: %s)", PROJECT_FILE, selection.backend)
+
+    def _warm(self) -> None:
+        try:
+            self._selection.embedder.embed_query("warm up")
+        except Exception as exc:
+            log.warning("query embedder not ready: %s", exc)
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+def reload_settings(root: Path, settings: Settings, selection: Selection) -> tuple[Settings, Selection]:
+    """The settings of `root` as they are now, and the embedder for them (the same one unless an
+    embedder setting changed). Raises what loading or selecting raises."""
+    fresh = load_config(root).settings
+    keep = {"search", "index", "log_level"}
+    if fresh.model_dump(exclude=keep) != settings.model_dump(exclude=keep):
+        selection = select_embedder(fresh)
+    return fresh, selection
 
 
 def _summary(report: IndexReport, seconds: float) -> str:

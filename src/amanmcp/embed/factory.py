@@ -186,18 +186,19 @@ def make_server(name: str, settings: Settings) -> HttpEmbedder:
     server = getattr(settings, name)
     kwargs: dict[str, Any] = {
         "batch_size": settings.embeddings.batch_size, "max_in_flight": server.max_in_flight, "timeout": server.timeout,
+        "api_key": server.api_key,  # every server's key is sent (as a bearer token) when set
     }
     if name == "mlx":
         from amanmcp.embed.mlx import MlxEmbedder
 
-        return MlxEmbedder(server.endpoint, server.model, **kwargs)
+        return MlxEmbedder(server.endpoint, server.model, load_timeout=settings.mlx.load_timeout, **kwargs)
     if name == "ollama":
         from amanmcp.embed.ollama import OllamaEmbedder
 
         return OllamaEmbedder(server.endpoint, server.model, **kwargs)
     from amanmcp.embed.openai import OpenAIEmbedder
 
-    return OpenAIEmbedder(server.endpoint, server.model, api_key=server.api_key, **kwargs)
+    return OpenAIEmbedder(server.endpoint, server.model, **kwargs)
 
 
 def is_apple_silicon() -> bool:

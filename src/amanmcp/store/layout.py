@@ -12,7 +12,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from amanmcp.config import INDEX_DIR
@@ -71,57 +71,110 @@ class IndexLayout:
                 shutil.rmtree(path, ignore_errors=True)
 
     @contextlib.contextmanager
-    def write_lock(self) -> Iterator[None]:
+    def write_lock(self, purpose: str = "") -> Iterator[None]:
         """One writer per index, across processes.
 
         Re-entrant within a process: `serve` holds the lock for its lifetime, and its own index
         runs (which take it again) go through. Within the process, the caller serialises writers.
+        `purpose` ("serve") is written beside the pid, so that a refused writer can say who holds it.
         """
-        try:
-            self.base.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise write_failure(self.base, exc) from exc
-        key = str(self.base.resolve())
+        key = self._lock_key()
         with _held_lock:
-            if key in _held:
+            nested = key in _held
+            if nested:
                 _held[key] += 1
-                nested = True
-            else:
-                nested = False
         if nested:
             try:
                 yield
             finally:
                 with _held_lock:
-                    _held[key] -= 1
+                    if key in _held:  # gone if the outer holder let go first (a stop that timed out)
+                        _held[key] -= 1
             return
+        release = self._acquire(key, purpose, refuse=True)
+        assert release is not None
+        try:
+            yield
+        finally:
+            release()
+
+    def try_write_lock(self, purpose: str = "") -> Callable[[], None] | None:
+        """Take the write lock without waiting, for as long as the caller wants: the function that
+        releases it, or None while anyone else holds it (another process, or another holder in this
+        one: unlike `write_lock`, this is not re-entrant). `serve` polls it to take the writer role."""
+        key = self._lock_key()
+        with _held_lock:
+            if key in _held:
+                return None
+        return self._acquire(key, purpose, refuse=False)
+
+    def lock_holder(self) -> tuple[int | None, str]:
+        """(pid, purpose) written by the holder of the write lock, if any (a hint: read without the lock)."""
+        try:
+            return _parse_holder((self.base / "lock").read_text(encoding="utf-8", errors="replace"))
+        except OSError:
+            return None, ""
+
+    def _lock_key(self) -> str:
+        try:
+            self.base.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_failure(self.base, exc) from exc
+        return str(self.base.resolve())
+
+    def _acquire(self, key: str, purpose: str, *, refuse: bool) -> Callable[[], None] | None:
         try:
             fh = (self.base / "lock").open("a+")
         except OSError as exc:
             raise write_failure(self.base, exc) from exc
-        with fh:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.seek(0)
-                holder = fh.read().strip()
-                raise IndexLockedError(
-                    f"another amanmcp process{f' (pid {holder})' if holder.isdigit() else ''} is writing the "
-                    f"index in {self.base} (an `index` run or `serve`); wait for it or stop it"
-                ) from None
-            with contextlib.suppress(OSError):  # the pid only names the holder; a full disk must not stop us here
-                os.ftruncate(fh.fileno(), 0)
-                os.write(fh.fileno(), str(os.getpid()).encode())
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            pid, holder = _parse_holder(fh.read())
+            fh.close()
+            if not refuse:
+                return None
+            raise IndexLockedError(_locked_message(self.base, pid, holder)) from None
+        except BaseException:
+            fh.close()
+            raise
+        with contextlib.suppress(OSError):  # the pid only names the holder; a full disk must not stop us here
+            os.ftruncate(fh.fileno(), 0)
+            os.write(fh.fileno(), f"{os.getpid()} {purpose}".strip().encode())
+        with _held_lock:
+            _held[key] = 1
+
+        def release() -> None:
             with _held_lock:
-                _held[key] = 1
-            try:
-                yield
-            finally:
-                with _held_lock:
-                    del _held[key]
-                with contextlib.suppress(OSError):
-                    os.ftruncate(fh.fileno(), 0)
+                _held.pop(key, None)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fh.fileno(), 0)
+            with contextlib.suppress(OSError):
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            fh.close()
+
+        return release
+
+
+def _parse_holder(text: str) -> tuple[int | None, str]:
+    """The lock file's text: '12345 serve' -> (12345, 'serve'); '12345' -> (12345, ''); else (None, '')."""
+    pid, _, purpose = text.strip().partition(" ")
+    return (int(pid), purpose.strip()) if pid.isdigit() else (None, "")
+
+
+def _locked_message(base: Path, pid: int | None, purpose: str) -> str:
+    if purpose == "serve":
+        return (
+            f"`amanmcp serve`{f' (pid {pid})' if pid else ''} is keeping the index in {base} up to date: it "
+            "follows every edit, so there is nothing to run. Searches work meanwhile (`amanmcp search`, or the "
+            "MCP tools); to rebuild from scratch, close the MCP clients running `amanmcp serve` on this project, "
+            "then run `amanmcp index --force`"
+        )
+    return (
+        f"another amanmcp process{f' (pid {pid})' if pid else ''} is writing the index in {base} (an `index` run "
+        "or `serve`); wait for it or stop it"
+    )
 
 
 _held: dict[str, int] = {}  # index folders whose write lock this process holds -> nesting depth
