@@ -22,6 +22,7 @@ from amanmcp.answers import (
     check_max_tokens,
     compact_json,
     fit,
+    measure,
     token_counter,
 )
 from amanmcp.config import Settings
@@ -381,3 +382,16 @@ def test_every_bad_argument_is_a_plain_sentence(project: Path, settings: Setting
     matrix = sum(len(bad_values[name]) for names in takes.values() for name in names)
     assert checked == {"search": 48, "search_code": 44, "search_docs": 35, "index_status": 1, "grep": 1}, checked
     assert sum(checked.values()) == matrix + 3 + 3 + 2  # the matrix, an unknown argument each, scopes, names
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_measuring_in_parts_equals_counting_the_whole(seed: int) -> None:
+    """The fast measure (skeleton + remembered contents) is the count of each whole form, exactly."""
+    rng = random.Random(seed)
+    full = response([rng.randrange(0, 60) for _ in range(8)], width=rng.choice([40, 160]), seed=seed)
+    full.results[0].content += '\n\tquote " backslash \\ café 東京 ünïcode'  # escapes and non-ASCII
+    counter = token_counter()
+    for budget in (MAX_MAX_TOKENS, 1500):
+        answer, text = fit(full, budget, counter)
+        assert measure(answer, counter) == max(sizes_of(answer, text, counter))
+        assert measure(answer, counter) == max(sizes_of(answer, text, counter))  # from the remembered counts

@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -56,11 +57,18 @@ class SearchAnswer(SearchResponse):
 
 
 class TokenCounter:
-    """Counts tokens the way the budget is defined: the default model's tokenizer, else chars/4."""
+    """Counts tokens the way the budget is defined: the default model's tokenizer, else chars/4.
+
+    Counts of long texts (result contents, which recur from query to query) are remembered: the
+    tokenizer takes milliseconds for an answer's worth of text, as long as the search itself."""
+
+    CACHED = 4096  # texts whose counts are remembered
+    SHORT = 256  # characters: shorter texts are counted afresh (cheap, and mostly one-off)
 
     def __init__(self, tokenizer: Any | None, name: str) -> None:
         self._tokenizer = tokenizer
         self.name = name
+        self._known: OrderedDict[str, int] = OrderedDict()
 
     def count(self, text: str) -> int:
         return self.counts([text])[0]
@@ -68,10 +76,17 @@ class TokenCounter:
     def counts(self, texts: Sequence[str]) -> list[int]:
         if self._tokenizer is None:
             return [-(-len(t) // 4) for t in texts]
-        if not texts:
-            return []
-        encoded = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [len(e.ids) for e in encoded]
+        out: list[int | None] = [self._known.get(t) if len(t) >= self.SHORT else None for t in texts]
+        todo = [i for i, known in enumerate(out) if known is None]
+        if todo:
+            encoded = self._tokenizer.encode_batch([texts[i] for i in todo], add_special_tokens=False)
+            for i, e in zip(todo, encoded, strict=True):
+                out[i] = len(e.ids)
+                if len(texts[i]) >= self.SHORT:
+                    self._known[texts[i]] = len(e.ids)
+            while len(self._known) > self.CACHED:
+                self._known.popitem(last=False)
+        return [int(n or 0) for n in out]
 
 
 @functools.lru_cache(maxsize=1)
@@ -114,9 +129,7 @@ def fit(response: SearchResponse, max_tokens: int, counter: TokenCounter | None 
 
     def build(count: int, kept: Sequence[int]) -> tuple[SearchAnswer, str, int]:
         answer = _answer(response, lines, count, kept, max_tokens)
-        text = render_text(answer)
-        size = max(counter.count(compact_json(answer.model_dump(mode="json"))), counter.count(text))
-        return answer, text, size
+        return answer, render_text(answer), measure(answer, counter)
 
     whole, whole_text, size = build(len(lines), [len(result) for result in lines])
     if size <= max_tokens:  # the common case: nothing to cut
@@ -153,6 +166,23 @@ def fit(response: SearchResponse, max_tokens: int, counter: TokenCounter | None 
         if spare <= 0:
             break
     return answer, text
+
+
+def measure(answer: SearchAnswer, counter: TokenCounter) -> int:
+    """Tokens of the larger of the answer's two forms, as `counter.count` of each whole would say.
+
+    Counted in parts: the answer without its contents, plus each content. The split is exact for a
+    BERT tokenizer: a content sits between `"` (punctuation, always a token of its own) in the
+    JSON and between newlines in the text, so no token spans a boundary; contents' counts are
+    remembered, leaving only the small skeleton to tokenize per answer. (With the chars/4 fallback
+    the parts round up, so the sum is never below the whole.)"""
+    contents = [r.content for r in answer.results]
+    bare = answer.model_copy(update={"results": [r.model_copy(update={"content": ""}) for r in answer.results]})
+    escaped = [json.dumps(c, ensure_ascii=False)[1:-1] for c in contents]
+    skeleton_json, skeleton_text, *parts = counter.counts(
+        [compact_json(bare.model_dump(mode="json")), render_text(bare), *escaped, *contents]
+    )
+    return max(skeleton_json + sum(parts[: len(contents)]), skeleton_text + sum(parts[len(contents):]))
 
 
 def _most(limit: int, fits: Callable[[int], bool]) -> int:
