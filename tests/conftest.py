@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import textwrap
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -148,6 +150,17 @@ FILES: dict[str, str] = {
     "certs/server.pem": "-----BEGIN CERTIFICATE-----\nhunter2\n",
     "node_modules/leftpad/index.js": "function leftpadFromNodeModules() {}\n",
 }
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> object:
+    """Poll instead of sleeping a fixed time: fast when things are fast, patient when the box is busy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def write_project(root: Path, files: dict[str, str] | None = None) -> Path:

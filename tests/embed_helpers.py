@@ -108,12 +108,19 @@ def embed_server(
         model, backend, dims, url = match.groups()
         yield RunningServer(url, model, backend, int(dims), process, switch=faults, stderr=output)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen[str]) -> None:
+    """Terminate a server the tests started, killing it if it does not exit within 10 s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def hashed_embed_server(cwd: Path) -> contextlib.AbstractContextManager[RunningServer]:

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from amanmcp.scan import Scanner
 from amanmcp.search import Searcher
 from amanmcp.store import IndexLayout
 from amanmcp.watch import LiveIndex
+from conftest import wait_for
 
 AMANMCP = [sys.executable, "-m", "amanmcp"]
 
@@ -33,14 +33,6 @@ def add_bad_names(root: Path) -> None:
         fh.write(b"def inside_undecodable_folder():\n    return 2\n")
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def found(root: Path, settings: Settings, embedder: LocalEmbedder, query: str, n: int = 5) -> list[str]:

@@ -38,7 +38,7 @@ from amanmcp.indexer import _chunk_count
 from amanmcp.search import Searcher
 from amanmcp.store import IndexLayout
 from conftest import write_project
-from embed_helpers import amanmcp_command
+from embed_helpers import amanmcp_command, stop_process
 
 pytestmark = pytest.mark.slow
 INFINITY = "infinity-emb[server,torch]==0.0.78"
@@ -126,13 +126,7 @@ def infinity(exe: Path, port: int, timeout: float = 120.0) -> Iterator[RunningIn
             time.sleep(0.25)
         yield running
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process)
 
 
 @pytest.fixture(scope="module")

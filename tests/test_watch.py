@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from amanmcp.status import index_status
 from amanmcp.store import IndexLayout, load_meta
 from amanmcp.store.layout import IndexLockedError
 from amanmcp.watch import LiveIndex
+from conftest import wait_for
 
 BULK = 300  # one-line files, one chunk each: with the fixture, two embedding groups
 
@@ -32,15 +32,6 @@ def add_bulk(root: Path, n: int = BULK) -> None:
         path.write_text(f"def bulk_function_{i:04d}(x):\n    return x * {i}\n")
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> object:
-    """Poll instead of sleeping a fixed time: fast when things are fast, patient when the box is busy."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def paths(searcher: Searcher, query: str, n: int = 5) -> list[str]:
