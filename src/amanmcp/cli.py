@@ -149,6 +149,14 @@ def index(
     )
     if report.skipped:
         out.print("skipped: " + ", ".join(f"{k} {v}" for k, v in sorted(report.skipped.items())), markup=False)
+    pool = getattr(selection.embedder, "inner", None)
+    if hasattr(pool, "report"):  # an `openai.endpoints` pool: what each endpoint did, and what was lost
+        for stats in pool.report():
+            line = (f"endpoint {stats.endpoint}: {stats.texts} texts in {stats.batches} batches, "
+                    f"{stats.texts_per_second:.1f} texts/s")
+            if stats.failed:
+                line += f"; taken out ({stats.failed}); {stats.resent} batch(es) re-sent to the others"
+            out.print(line, markup=False)
 
 
 @app.command()

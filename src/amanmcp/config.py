@@ -123,6 +123,16 @@ class OllamaSettings(ServerSettings):
 
 class OpenAISettings(ServerSettings):
     endpoint: str = "http://localhost:8080"  # API base, with or without /v1 (routes without /v1 are tried on a 404)
+    # Several API bases serving one model: a pool that spreads batches over them (replaces `endpoint`).
+    endpoints: list[str] = Field(default_factory=list)
+
+    @field_validator("endpoints", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        """`AMANMCP_OPENAI_BASE_URLS=http://a:8080,http://b:8080`: a string is a comma-separated list."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.replace(" ", ",").split(",") if part.strip()]
+        return value
 
 
 class StaticSettings(_Section):
@@ -171,6 +181,7 @@ ENV_KEYS: dict[str, str] = {
     "AMANMCP_OLLAMA_API_KEY": "ollama.api_key",
     "AMANMCP_MLX_API_KEY": "mlx.api_key",
     "AMANMCP_OPENAI_BASE_URL": "openai.endpoint",
+    "AMANMCP_OPENAI_BASE_URLS": "openai.endpoints",
     "AMANMCP_OPENAI_MODEL": "openai.model",
     "AMANMCP_OPENAI_API_KEY": "openai.api_key",
     "AMANMCP_RERANKER_ENDPOINT": "reranker.endpoint",

@@ -11,11 +11,14 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from amanmcp.config import Settings
 from amanmcp.embed.base import EmbedderError, EmbedderIdentity
 from amanmcp.errors import IndexDamagedError
+
+if TYPE_CHECKING:
+    from amanmcp.embed.http import HttpEmbedder
 
 Level = Literal["ok", "warn", "fail"]
 MIN_FREE_BYTES = 1 << 30
@@ -143,23 +146,36 @@ def _servers(settings: Settings, add: Add) -> None:
 
     for name in SERVERS:
         server = make_server(name, settings)
-        report = server.server_report()
         optional = settings.embeddings.provider != name and not (name == "mlx" and is_apple_silicon())
-        level: Level = "warn" if optional else "fail"
-        suffix = " (optional)" if optional else ""
-        if not report.reachable:
-            add(Check(f"backend {name}", level, f"{server.endpoint}: not reachable: {report.detail}{suffix}",
-                      server.how_to_start(), report.to_dict()))
-            continue
-        kind = SERVER_KINDS.get(report.dialect, report.dialect)
-        facts = [f"{server.endpoint}: reachable ({kind})", f"model {report.model or 'unknown'}",
-                 f"{report.dimensions} dimensions" if report.dimensions else "dimensions unknown",
-                 f"batch cap {report.batch_cap}", f"truncation: {report.truncation}"]
-        if report.problem:
-            add(Check(f"backend {name}", level, "; ".join(facts) + f"; but {report.problem}{suffix}",
-                      f"set `{name}.model` to a model the server serves, or fix the server", report.to_dict()))
-            continue
-        add(Check(f"backend {name}", "ok", "; ".join(facts), "", report.to_dict()))
+        members = getattr(server, "members", [server])  # an `openai.endpoints` pool: each endpoint, then the pool
+        for member in members:
+            _server(f"backend {name}" + (f" {member.endpoint}" if len(members) > 1 else ""), name, member,
+                    optional, add)
+        if len(members) > 1 and any(member.health().ok for member in members):
+            try:
+                add(Check(f"backend {name} pool", "ok", server.describe()))
+            except EmbedderError as exc:
+                add(Check(f"backend {name} pool", "warn" if optional else "fail", str(exc),
+                          "run the same model on every endpoint of `openai.endpoints`"))
+
+
+def _server(check: str, name: str, server: HttpEmbedder, optional: bool, add: Add) -> None:
+    report = server.server_report()
+    level: Level = "warn" if optional else "fail"
+    suffix = " (optional)" if optional else ""
+    if not report.reachable:
+        add(Check(check, level, f"{server.endpoint}: not reachable: {report.detail}{suffix}",
+                  server.how_to_start(), report.to_dict()))
+        return
+    kind = SERVER_KINDS.get(report.dialect, report.dialect)
+    facts = [f"{server.endpoint}: reachable ({kind})", f"model {report.model or 'unknown'}",
+             f"{report.dimensions} dimensions" if report.dimensions else "dimensions unknown",
+             f"batch cap {report.batch_cap}", f"truncation: {report.truncation}"]
+    if report.problem:
+        add(Check(check, level, "; ".join(facts) + f"; but {report.problem}{suffix}",
+                  f"set `{name}.model` to a model the server serves, or fix the server", report.to_dict()))
+        return
+    add(Check(check, "ok", "; ".join(facts), "", report.to_dict()))
 
 
 def _device(settings: Settings, add: Add) -> None:

@@ -28,6 +28,7 @@ from amanmcp.embed.base import Embedder, EmbedderError, EmbedderIdentity
 
 if TYPE_CHECKING:  # httpx loads only when a server backend is used
     from amanmcp.embed.http import HttpEmbedder
+    from amanmcp.embed.pool import EmbedderPool
 
 BACKENDS = ("auto", "local", "mlx", "ollama", "openai", "static")
 SERVERS = ("mlx", "ollama", "openai")
@@ -181,8 +182,9 @@ def make_backend(name: str, settings: Settings) -> Embedder:
     raise EmbedderError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
 
 
-def make_server(name: str, settings: Settings) -> HttpEmbedder:
-    """A client of the mlx, ollama or openai server configured in settings (no request yet)."""
+def make_server(name: str, settings: Settings) -> HttpEmbedder | EmbedderPool:
+    """A client of the mlx, ollama or openai server configured in settings (no request yet); for
+    `openai.endpoints`, a pool of clients."""
     server = getattr(settings, name)
     kwargs: dict[str, Any] = {
         "batch_size": settings.embeddings.batch_size, "max_in_flight": server.max_in_flight, "timeout": server.timeout,
@@ -198,7 +200,12 @@ def make_server(name: str, settings: Settings) -> HttpEmbedder:
         return OllamaEmbedder(server.endpoint, server.model, **kwargs)
     from amanmcp.embed.openai import OpenAIEmbedder
 
-    return OpenAIEmbedder(server.endpoint, server.model, **kwargs)
+    endpoints = list(dict.fromkeys(url.rstrip("/") for url in settings.openai.endpoints)) or [server.endpoint]
+    if len(endpoints) == 1:
+        return OpenAIEmbedder(endpoints[0], server.model, **kwargs)
+    from amanmcp.embed.pool import EmbedderPool
+
+    return EmbedderPool([OpenAIEmbedder(url, server.model, **kwargs) for url in endpoints])
 
 
 def is_apple_silicon() -> bool:
@@ -231,7 +238,7 @@ def local_problem(settings: Settings) -> str | None:
     return None
 
 
-def _server_attempt(name: str, embedder: HttpEmbedder) -> Attempt:
+def _server_attempt(name: str, embedder: HttpEmbedder | EmbedderPool) -> Attempt:
     health = embedder.health()
     return Attempt(name, health.ok, health.detail if health.ok else embedder.unreachable_message(health.detail))
 
