@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from amanmcp.answers import token_counter
 from amanmcp.graph.query import Candidate, GraphEngine, GraphError, candidate
 from amanmcp.graph.resolve import Def
+from amanmcp.tokens import index_words
 
 SEED_TYPES = ("auto", "symbol", "path")
 ROLES = ("implementation", "callee", "caller", "test", "doc", "config")
@@ -134,11 +135,15 @@ def _neighbours(engine: GraphEngine, subject: Def, wanted: list, via: list[str])
         if row is not None:
             wanted.append((row, "test", [*via, f"used by test {occ.scope or occ.path} at {occ.path}:{occ.line}"]))
     word = re.escape(subject.name)
-    for role, where in (("doc", "content_type = 'docs'"),
-                        ("config", f"language IN ({','.join(repr(x) for x in _CONFIG_LANGUAGES)})")):
+    whole = index_words(subject.name)[:1]  # the name as the full-text index holds it
+    if not whole:
+        return
+    for role, where in (("doc", "c.content_type = 'docs'"),
+                        ("config", f"c.language IN ({','.join(repr(x) for x in _CONFIG_LANGUAGES)})")):
         rows = engine.conn.execute(
-            f"SELECT id, path, start_line, end_line, symbol, symbol_type, content FROM chunks WHERE {where} "
-            "AND instr(content, ?) > 0 LIMIT 50", (subject.name,))
+            "SELECT c.id, c.path, c.start_line, c.end_line, c.symbol, c.symbol_type, c.content FROM chunks_fts "
+            f"JOIN chunks c ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH ? AND {where} "
+            "ORDER BY bm25(chunks_fts, 4.0, 1.0) LIMIT 20", ('body:"' + whole[0].replace('"', '""') + '"',))
         picked = [r for r in rows if re.search(rf"(?<![\w$]){word}(?![\w$])", r[6])][: PER_ROLE[role]]
         wanted += [(r, role, [*via, f"named in {r[1]}:{r[2]}"]) for r in picked]
 
