@@ -209,6 +209,7 @@ def test_callers_callees_explain_and_impact(graph_project: Path) -> None:
     assert explained.details is not None
     assert [m.symbol for m in explained.details.members] == ["Flask.add_url_rule", "Flask.run"]
     assert explained.details.bases == ["Scaffold (pkg/scaffold.py:1)"] and explained.details.references == 3
+    assert explained.details.tests == ["tests/test_app.py:1", "tests/test_app.py:5 test_route"]  # test links
     impact = graph.query("pkg/helpers.py", mode="impact_analysis")
     assert ("pkg/app.py", 2, "import", "exact") in locations(impact)  # from . import helpers
     assert ("tests/test_app.py", 7, "call", "exact") in locations(impact)

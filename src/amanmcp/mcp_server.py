@@ -506,6 +506,11 @@ def build_server(service: SearchService, settings: Settings) -> MCPServer:
     def graph_service() -> GraphService:
         if getattr(service, "refusal", None) is not None:
             raise AmanError(service.refusal)  # type: ignore[arg-type]
+        if graphs.layout.current() is None:
+            progress = service.live.progress()
+            if progress.role == "reader" or progress.state in ("starting", "indexing"):
+                raise AmanError("indexing: the first build is running and nothing is in the code graph yet; "
+                                "ask again in a moment")
         return graphs
 
     @server.tool(annotations=READ_ONLY)
@@ -533,7 +538,7 @@ def build_server(service: SearchService, settings: Settings) -> MCPServer:
         through an import or scope; name: only the name matches, and the subject is its only definition).
         resolution says whether the subject was found: disambiguation_required lists candidates (ask again
         with one), subject_not_found lists near misses; it never guesses."""
-        return graph_service().query(query, mode, subject_type, max_depth, max_nodes, max_tokens)
+        return graph_service().query(query, mode, subject_type, max_depth, max_nodes, budget(max_tokens))
 
     @server.tool(annotations=READ_ONLY)
     def expand_context(

@@ -17,13 +17,12 @@ from typing import Literal
 from pydantic import BaseModel
 
 from amanmcp.answers import token_counter
-from amanmcp.graph.query import Candidate, GraphEngine, GraphError, candidate
+from amanmcp.graph.query import Candidate, GraphEngine, GraphError, candidate, is_test_path
 from amanmcp.graph.resolve import Def
 from amanmcp.tokens import index_words
 
 SEED_TYPES = ("auto", "symbol", "path")
 ROLES = ("implementation", "callee", "caller", "test", "doc", "config")
-_TEST_PATH = re.compile(r"(^|/)(tests?|__tests__|spec)/|(^|/)test_[^/]*$|_test\.\w+$|\.(test|spec)\.\w+$|Tests?\.\w+$")
 _CONFIG_LANGUAGES = ("yaml", "toml", "json", "ini")
 PER_ROLE = {"callee": 8, "caller": 8, "test": 5, "doc": 3, "config": 2}
 ITEM_OVERHEAD = 40  # tokens of an item's keys and header beside its content
@@ -58,10 +57,6 @@ def check_seed_type(seed_type: str) -> str:
     if seed_type not in SEED_TYPES:
         raise GraphError(f"seed_type must be one of {', '.join(SEED_TYPES)}, not {seed_type!r}")
     return seed_type
-
-
-def is_test_path(path: str) -> bool:
-    return bool(_TEST_PATH.search(path))
 
 
 def _chunks(engine: GraphEngine, path: str, start: int, end: int) -> list[tuple]:  # type: ignore[type-arg]

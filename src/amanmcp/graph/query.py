@@ -36,6 +36,14 @@ _LINE_SUBJECT = re.compile(r"^(?P<path>.+):(?P<line>\d+)$")
 _NAME_SUBJECT = re.compile(r"^(?P<path>[^:]+):(?P<name>[A-Za-z_$][\w$.]*)$")
 
 
+_TEST_PATH = re.compile(r"(^|/)(tests?|__tests__|spec)/|(^|/)test_[^/]*$|_test\.\w+$|\.(test|spec)\.\w+$|Tests?\.\w+$")
+
+
+def is_test_path(path: str) -> bool:
+    """Test files by the conventions of the languages indexed (test_x.py, x_test.go, x.spec.ts, tests/)."""
+    return bool(_TEST_PATH.search(path))
+
+
 class GraphError(UsageError, ValueError):
     """A graph request that cannot be answered as asked (bad mode, depth, subject)."""
 
@@ -73,6 +81,7 @@ class SymbolDetails(BaseModel):
     callers: int
     callees: int
     references: int
+    tests: list[str]  # test functions (or test files) that use it: "path:line symbol"
 
 
 class GraphAnswer(BaseModel):
@@ -386,9 +395,10 @@ class GraphEngine:
         for module, name in subject.bases:
             found = self.resolver.resolve(module, name)
             bases.append(f"{found.qname} ({found.path}:{found.line})" if isinstance(found, Def) else name)
+        tests = {f"{o.path}:{o.line} {o.scope or ''}".strip(): None for o in references if is_test_path(o.path)}
         answer.details = SymbolDetails(
             signature=subject.signature, doc=subject.doc, members=[candidate(m) for m in members], bases=bases,
-            callers=calls, callees=len(callees), references=len(references))
+            callers=calls, callees=len(callees), references=len(references), tests=list(tests))
         answer.results = [self._definition_item(subject)] + [self._definition_item(m, 1, "member") for m in members]
         self._ambiguity(answer, subject, ambiguous)
 
