@@ -256,3 +256,18 @@ def test_cli_json_is_the_service_answer(graph_project: Path) -> None:
     assert result.exit_code == 0 and json.loads(result.stdout)["items"][0]["role"] == "implementation"
     result = runner.invoke(app, ["graph", "add_url_rule", "--path", str(graph_project)])
     assert result.exit_code == 1 and "Scaffold.add_url_rule" in result.stdout
+
+
+def test_javascript_locals_keys_and_interface_methods_are_not_references() -> None:
+    source = """\
+        export function load(config) { return config; }
+        function run(load) { return load(1); }
+        const table = { load: 1 };
+        const { load: renamed } = table;
+        export interface Store { load(): void }
+        """
+    graph = extract_file("src/a.ts", textwrap.dedent(source))
+    assert graph is not None
+    assert ("Store.load", "method", 5) in {(d.qname, d.kind, d.line) for d in graph.defs}
+    occurrences = [(r.name, r.line) for r in graph.refs if r.name == "load"]
+    assert occurrences == []  # a parameter, its use, an object key and a destructured key

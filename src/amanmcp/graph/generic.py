@@ -38,6 +38,12 @@ FUNCTIONS = frozenset({"function_declaration", "function_expression", "arrow_fun
 PARAMS = frozenset({"formal_parameters", "parameter_list", "parameters", "closure_parameters"})
 DECLARATORS = {"variable_declarator": "name", "short_var_declaration": "left", "var_spec": "name",
                "let_declaration": "pattern", "range_clause": "left"}
+_SIGNATURES = {"function_signature": "function", "method_signature": "method",
+               "abstract_method_signature": "method"}
+# Names that label something rather than refer to it: object keys, property and field declarations.
+KEY_FIELDS = {"pair": "key", "pair_pattern": "key", "property_signature": "name", "public_field_definition": "name",
+              "field_definition": "property", "labeled_statement": "label", "field_declaration": "name",
+              "keyed_element": "key", "field_initializer": "field"}
 BINDING_LEAVES = frozenset({"identifier", "shorthand_property_identifier_pattern"})
 NOT_BINDING = frozenset({"assignment_pattern"})  # `x = default`: only the left side binds
 
@@ -80,9 +86,9 @@ class GenericGraph:
             node, scope, container = stack.pop()
             classify = kinds.get(node.type)
             hit = classify(node) if classify is not None else None
-            if hit is None and node.type == "function_signature":  # a TS overload: one more definition site
+            if hit is None and node.type in _SIGNATURES:  # TS overloads and interface methods: definition sites
                 name_field = node.child_by_field_name("name")
-                hit = ("function", _text(name_field)) if name_field is not None else None
+                hit = (_SIGNATURES[node.type], _text(name_field)) if name_field is not None else None
             if hit is None:
                 stack.extend((c, scope, container) for c in reversed(node.named_children))
                 continue
@@ -296,6 +302,9 @@ class GenericGraph:
         parent = node.parent
         declared = parent is not None and parent.type in DECLARATORS and _is_field(
             parent, DECLARATORS[parent.type], node)
+        key = KEY_FIELDS.get(parent.type) if parent is not None else None
+        if key is not None and _is_field(parent, key, node):  # type: ignore[arg-type]
+            return  # `{ name: value }`: the key names a property, not the definition called `name`
         if node.type == "shorthand_property_identifier_pattern" or declared:
             return  # declares a local variable
         name = _text(node)
