@@ -232,9 +232,10 @@ def counts_corpus(name: str, source: Path, seed: int) -> dict:  # type: ignore[t
     for path, line, qname in sample:
         answer = graph.query(f"{path}:{line}", "find_references", max_nodes=500)
         checks.append({"symbol": qname, "at": f"{path}:{line}", "resolution": answer.resolution,
-                       "exact": sum(r.confidence == "exact" for r in answer.results[1:]),
-                       "name": sum(r.confidence == "name" for r in answer.results[1:]),
-                       "first": [f"{r.path}:{r.start_line} {r.content[:60]}" for r in answer.results[1:4]],
+                       "exact": sum(r.confidence == "exact" for r in answer.results if r.kind != "definition"),
+                       "name": sum(r.confidence == "name" for r in answer.results if r.kind != "definition"),
+                       "first": [f"{r.path}:{r.start_line} {r.content[:60]}" for r in answer.results
+                                 if r.kind != "definition"][:3],
                        "warnings": answer.warnings})
     graph.close()
     print(f"{name}: {stats}")

@@ -270,8 +270,11 @@ class GenericGraph:
                 self._rust_use(item, prefix, line)
         elif node.type == "identifier" and prefix:
             self._bind(_text(node), "rs:" + prefix, _text(node), line)
-        elif node.type == "use_wildcard" and prefix:
-            self.graph.imports.append(Import("*", "rs:" + prefix, "", line))
+        elif node.type == "use_wildcard":
+            inner = next((c for c in node.named_children), None)
+            path = join(prefix, _text(inner) if inner is not None else "")
+            if path:
+                self.graph.imports.append(Import("*", "rs:" + path, "", line))
 
     # -- references ---------------------------------------------------------------------------------
 
@@ -352,6 +355,8 @@ class GenericGraph:
                     return (self.own, f"{cls.qname}.{name}") if cls is not None else None
                 bound = self.names.get(_text(obj)) if obj.type in IDENT_TYPES else None
                 if bound is None and obj.type in ("scoped_identifier", "identifier") and self.language == "rust":
+                    if obj.type == "identifier" and any(i.local == "*" for i in self.graph.imports):
+                        return self.own, f"{_text(obj)}.{name}"  # `use crate::codec::*; FramedRead::new`
                     return ("rs:" + _text(obj), name)
                 if bound is not None:
                     return bound[0], f"{bound[1]}.{name}" if bound[1] else name

@@ -178,7 +178,10 @@ class Resolver:
                     best = folder
             return self.module_files("dir:" + best) if best is not None else ()
         if kind == "rs":
+            own_crate = self.root_name.replace("-", "_")  # `use my_crate::x` from the crate's tests and examples
             segments = [s for s in value.split("::") if s not in ("crate", "self", "super", "")]
+            if len(segments) > 1 and segments[0] == own_crate:
+                segments = segments[1:]
             if not segments:
                 return ()
             tail = "/".join(segments)
