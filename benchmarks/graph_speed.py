@@ -2,6 +2,7 @@
 
     python benchmarks/graph_speed.py build [--corpus django==5.2.8:django] [--repeat 2]
     python benchmarks/graph_speed.py latency [--corpus django==5.2.8:django] [--queries 200]
+    python benchmarks/graph_speed.py latency-mcp [--corpus django==5.2.8:django] [--queries 100]
     python benchmarks/graph_speed.py edit [--repeat 5]
 
 build: full index runs with the static backend of a private copy of the wheel's package folder,
@@ -104,6 +105,47 @@ def latency(spec: str, queries: int, seed: int) -> None:
     print("goals: graph_query warm p50 <= 10 ms, expand_context warm p50 <= 30 ms")
 
 
+def latency_mcp(spec: str, queries: int, seed: int) -> None:
+    """The same questions through `amanmcp serve` and the official MCP client (JSON-RPC over stdio)."""
+    import anyio
+    from mcp import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    root = private_copy(spec)
+    service = GraphService(root)
+    defs = list(service.engine().conn.execute(
+        "SELECT path, line FROM graph_defs WHERE kind IN ('function', 'method', 'class')"))
+    service.close()
+    sample = [f"{p}:{ln}" for p, ln in random.Random(seed).sample(defs, min(queries, len(defs)))]
+    amanmcp = str(Path(sys.executable).parent / "amanmcp")
+
+    async def scenario() -> dict[str, list[float]]:
+        params = StdioServerParameters(command=amanmcp, args=["serve", str(root)],
+                                       env={**os.environ, "AMANMCP_EMBEDDER": "static"})
+        out: dict[str, list[float]] = {"graph_query": [], "expand_context": []}
+        async with Client(params, mode="legacy", read_timeout_seconds=300) as client:
+            while True:
+                status = (await client.call_tool("index_status", {})).structured_content
+                if status and status["indexing"]["state"] == "watching":
+                    break
+                await anyio.sleep(0.2)
+            for subject in sample:  # warm-up
+                await client.call_tool("graph_query", {"query": subject})
+            for subject in sample:
+                for mode in MODES:
+                    started = time.perf_counter()
+                    await client.call_tool("graph_query", {"query": subject, "mode": mode})
+                    out["graph_query"].append((time.perf_counter() - started) * 1000)
+                started = time.perf_counter()
+                await client.call_tool("expand_context", {"seed": subject})
+                out["expand_context"].append((time.perf_counter() - started) * 1000)
+        return out
+
+    for name, ts in anyio.run(scenario).items():
+        print(f"MCP {name:<20} p50 {statistics.median(ts):7.2f} ms  p95 {statistics.quantiles(ts, n=20)[18]:7.2f} ms"
+              f"  n {len(ts)}")
+
+
 def edit(repeat: int) -> None:
     import anyio
     from mcp import Client
@@ -149,7 +191,7 @@ def edit(repeat: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["build", "latency", "edit"])
+    parser.add_argument("what", choices=["build", "latency", "latency-mcp", "edit"])
     parser.add_argument("--corpus", default="django==5.2.8:django")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--queries", type=int, default=200)
@@ -159,6 +201,8 @@ def main() -> None:
         build(args.corpus, args.repeat)
     elif args.what == "latency":
         latency(args.corpus, args.queries, args.seed)
+    elif args.what == "latency-mcp":
+        latency_mcp(args.corpus, args.queries, args.seed)
     else:
         edit(max(args.repeat, 1))
 

@@ -271,3 +271,59 @@ def test_javascript_locals_keys_and_interface_methods_are_not_references() -> No
     assert ("Store.load", "method", 5) in {(d.qname, d.kind, d.line) for d in graph.defs}
     occurrences = [(r.name, r.line) for r in graph.refs if r.name == "load"]
     assert occurrences == []  # a parameter, its use, an object key and a destructured key
+
+
+SNIPPETS = {
+    "A.java": ("class A {\n  void run() { helper(); }\n  void helper() {}\n}\n", "A.helper"),
+    "a.c": ("static int helper(void) { return 1; }\nint run(void) { return helper(); }\n", "helper"),
+    "a.cpp": ("namespace n {\nint helper() { return 1; }\nint run() { return helper(); }\n}\n", "helper"),
+    "A.cs": ("class A {\n  void Run() { Helper(); }\n  void Helper() {}\n}\n", "A.Helper"),
+    "a.rb": ("class A\n  def run\n    helper\n  end\n  def helper\n  end\nend\n", "A.helper"),
+    "a.php": ("<?php\nfunction helper() { return 1; }\nfunction run() { return helper(); }\n", "helper"),
+    "a.kt": ("fun helper() = 1\nfun run() = helper()\n", "helper"),
+    "a.swift": ("func helper() -> Int { 1 }\nfunc run() -> Int { helper() }\n", "helper"),
+    "a.scala": ("object A {\n  def helper() = 1\n  def run() = helper()\n}\n", "helper"),
+    "a.lua": ("local function helper() return 1 end\nfunction run() return helper() end\n", "helper"),
+    "a.sh": ("helper() { echo 1; }\nrun() { helper; }\n", "helper"),
+    "a.ex": ("defmodule A do\n  def helper, do: 1\n  def run, do: helper()\nend\n", "helper"),
+    "a.hs": ("helper :: Int\nhelper = 1\nrun :: Int\nrun = helper\n", "helper"),
+    "a.zig": ("fn helper() i32 { return 1; }\npub fn run() i32 { return helper(); }\n", "helper"),
+}
+
+
+@pytest.mark.parametrize("path", sorted(SNIPPETS))
+def test_every_chunked_language_has_definitions_and_a_reference(path: str) -> None:
+    source, defined = SNIPPETS[path]
+    graph = extract_file(path, source)
+    assert graph is not None
+    qnames = {d.qname for d in graph.defs}
+    assert any(q == defined or q.endswith("." + defined.rsplit(".", 1)[-1]) for q in qnames), qnames
+    name = defined.rsplit(".", 1)[-1]
+    assert any(r.name == name for r in graph.refs), graph.refs  # the call in run
+
+
+def test_fit_graph_drops_results_from_the_end_and_says_so() -> None:
+    from amanmcp.graph.query import GraphAnswer, GraphItem
+    from amanmcp.graph.service import fit_graph
+
+    items = [GraphItem(path=f"pkg/m{i}.py", start_line=i, end_line=i, symbol="f", symbol_type="function",
+                       kind="call", confidence="exact", content="value = compute(value) + " * 4) for i in range(300)]
+    answer = GraphAnswer(query="compute", mode="callers", resolution="resolved", subject=None, results=items,
+                         candidates=[], warnings=[])
+    fitted = fit_graph(answer, 2000)
+    assert 0 < len(fitted.results) < 300 and fitted.truncated
+    assert fitted.results == items[: len(fitted.results)]
+    assert f"{300 - len(fitted.results)} more results left out to fit max_tokens 2000" in fitted.warnings
+    assert fit_graph(answer, 200_000) is answer
+
+
+def test_an_index_without_the_graph_says_how_to_get_one(graph_project: Path) -> None:
+    from amanmcp.errors import AmanError
+    from amanmcp.store import IndexLayout, IndexStore
+
+    store = IndexStore(IndexLayout(graph_project).current())
+    store.set_meta("schema_version", 7)
+    store.commit()
+    store.close()
+    with pytest.raises(AmanError, match=r"older amanmcp \(schema 7, not 8\).*amanmcp index"):
+        GraphService(graph_project).query("url_for")

@@ -18,7 +18,7 @@ from amanmcp.graph.model import Definition, FileGraph, Import, Reference
 IDENT_TYPES = frozenset({
     "identifier", "type_identifier", "field_identifier", "property_identifier", "simple_identifier",
     "constant", "shorthand_property_identifier", "shorthand_property_identifier_pattern",
-    "package_identifier", "IDENTIFIER", "name",
+    "package_identifier", "IDENTIFIER", "name", "word", "variable",
 })
 CALLS = {"call_expression": "function", "call": "function", "method_invocation": "name",
          "invocation_expression": "function", "new_expression": "constructor", "macro_invocation": "macro",

@@ -239,6 +239,8 @@ class GraphEngine:
                 continue
             if family(path) != fam or bool(member) != is_member:
                 continue  # `x.name` can only be a member; a bare `name` only a top-level definition
+            if fam == "rust" and subject.kind == "method" and member and kind != "call":
+                continue  # Rust: `x.name` without a call is a field, never a method
             if unique:
                 out.append(_Occurrence(path, line, name, kind, scope, "name"))
             else:

@@ -14,6 +14,7 @@ from amanmcp.errors import AmanError
 from amanmcp.graph.context import ContextAnswer, build_context, check_seed_type
 from amanmcp.graph.query import GraphAnswer, GraphEngine
 from amanmcp.store import IndexLayout, IndexStore
+from amanmcp.store.db import SCHEMA_VERSION
 
 
 class GraphService:
@@ -42,6 +43,11 @@ class GraphService:
             self._generation = current
             self._engine = GraphEngine(self._store.conn, self.root.name)
         assert self._store is not None
+        schema = self._store.get_meta("schema_version")
+        if schema != SCHEMA_VERSION:  # an index from before the graph has no graph tables
+            raise AmanError(f"the index of {self.root} was built by an older amanmcp (schema {schema}, not "
+                            f"{SCHEMA_VERSION}) and has no code graph: run `amanmcp index {self.root}` to rebuild it "
+                            "(`amanmcp serve` rebuilds it by itself)")
         if self._store.get_meta("graph") is False:
             raise AmanError("this index was built without the code graph (index.graph is off): turn it on and run "
                             f"`amanmcp index --force {self.root}`")
