@@ -258,7 +258,7 @@ class PythonGraph:
 
     def _ref(self, node: Node, name: str, stack: list[_Scope], target: tuple[str, str] | None, kind: str,
              member: bool = False) -> None:
-        scope = next((s.qname for s in reversed(stack) if s.kind != "module"), None)
+        scope = stack[-1].qname or None  # lambdas and comprehensions carry their enclosing name
         module, qname = target if target is not None else (None, None)
         self.graph.refs.append(Reference(name, node.start_point[0] + 1, kind, scope, module, qname, member))
 
@@ -339,7 +339,8 @@ class PythonGraph:
             return
         if kind in ("comment", "global_statement", "nonlocal_statement"):
             return
-        self._visit_children(node, stack)
+        for child in node.named_children:
+            self._visit(child, stack)
 
     def _visit_children(self, node: Node, stack: list[_Scope]) -> None:
         for child in node.named_children:
