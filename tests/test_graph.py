@@ -327,3 +327,24 @@ def test_an_index_without_the_graph_says_how_to_get_one(graph_project: Path) -> 
     store.close()
     with pytest.raises(AmanError, match=r"older amanmcp \(schema 7, not 8\).*amanmcp index"):
         GraphService(graph_project).query("url_for")
+
+
+def test_impl_blocks_and_overloads_are_one_symbol(tmp_path: Path, embedder) -> None:
+    root = tmp_path / "crate"
+    write(root, {
+        "src/lib.rs": "mod codec;\n",
+        "src/codec.rs": "pub struct Lines {}\n\nimpl Lines {\n    pub fn new() -> Lines { Lines {} }\n}\n",
+        "src/other.rs": ("use crate::codec::Lines;\n\nimpl Clone for Lines {\n"
+                         "    fn clone(&self) -> Lines { Lines::new() }\n}\n"),
+        "web/a.ts": "export function f(x: string): string;\nexport function f(x: any) { return x; }\nf('a');\n",
+    })
+    Indexer(root, Settings(), embedder).run()
+    graph = GraphService(root)
+    answer = graph.query("Lines")
+    assert answer.resolution == "resolved" and (answer.subject.kind, answer.subject.path) == ("struct", "src/codec.rs")
+    assert ("src/other.rs", 4, "reference", "exact") in locations(answer)  # `-> Lines`, through the use
+    calls = graph.query("Lines.new", mode="callers")
+    assert [(r.path, r.start_line) for r in calls.results] == [("src/other.rs", 4)]
+    overloads = graph.query("f")
+    assert overloads.resolution == "resolved"
+    assert {(r.start_line, r.kind) for r in overloads.results} == {(1, "definition"), (2, "definition"), (3, "call")}

@@ -125,6 +125,19 @@ def _bounded(name: str, value: int, low: int, high: int) -> int:
     return value
 
 
+def distinct(defs: list[Def]) -> list[Def]:
+    """One definition per symbol: overloads, a property's setter and Rust `impl` blocks are sites of
+    the symbol they belong to, not other symbols (the first site that is not an `impl` stands for it)."""
+    primary: dict[tuple[str, str], Def] = {}
+    for d in defs:
+        held = primary.get(d.key)
+        if held is None or (held.kind == "impl" and d.kind != "impl"):
+            primary[d.key] = d
+    out = list(primary.values())
+    real = [d for d in out if d.kind != "impl"]
+    return real if real and len({d.qname for d in out}) == 1 else out
+
+
 def candidate(d: Def) -> Candidate:
     return Candidate(symbol=d.qname, kind=d.kind, path=d.path, start_line=d.start_line, end_line=d.end_line)
 
@@ -154,6 +167,10 @@ class GraphEngine:
 
     def subject(self, query: str, subject_type: str) -> tuple[str, list[Def], str | None]:
         """(kind of subject, matching definitions, the file when the subject is a path)."""
+        kind, defs, path = self._subject(query, subject_type)
+        return kind, (distinct(defs) if kind == "symbol" else defs), path
+
+    def _subject(self, query: str, subject_type: str) -> tuple[str, list[Def], str | None]:
         text = query.strip().replace("\\", "/")
         files = self.resolver.files
         if subject_type in ("auto", "path"):
