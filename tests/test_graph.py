@@ -348,3 +348,11 @@ def test_impl_blocks_and_overloads_are_one_symbol(tmp_path: Path, embedder) -> N
     overloads = graph.query("f")
     assert overloads.resolution == "resolved"
     assert {(r.start_line, r.kind) for r in overloads.results} == {(1, "definition"), (2, "definition"), (3, "call")}
+
+
+def test_a_file_is_referenced_by_its_importers(graph_project: Path) -> None:
+    answer = GraphService(graph_project).query("pkg/helpers.py")
+    assert answer.subject.kind == "file"
+    assert {(r.path, r.start_line, r.kind) for r in answer.results} == {
+        ("pkg/__init__.py", 2, "import"), ("pkg/app.py", 2, "import"), ("pkg/app.py", 7, "call"),
+        ("tests/test_app.py", 1, "import"), ("tests/test_app.py", 7, "call")}

@@ -467,6 +467,8 @@ class GraphEngine:
             self._impact(defs, answer, max_depth, max_nodes)
             return
         kinds = ("call",) if mode == "callers" else None
+        if mode == "find_references":  # a file is referenced by the imports that resolve to it, too
+            answer.results.extend(self.importers(path))
         for d in defs:
             occurrences, _ = self.occurrences(d, kinds)
             for occ in occurrences:
@@ -476,7 +478,8 @@ class GraphEngine:
                 item = self._item(occ)
                 item.target = f"{d.path}:{d.line} {d.qname}"
                 answer.results.append(item)
-        answer.results.sort(key=lambda i: (i.path, i.start_line))
+        unique = {(i.path, i.start_line, i.kind): i for i in answer.results}  # an import line once
+        answer.results = sorted(unique.values(), key=lambda i: (i.path, i.start_line))
 
     def importers(self, path: str) -> list[GraphItem]:
         """The import statements (one item per importing file and line) whose module is this file."""
