@@ -356,3 +356,21 @@ def test_a_file_is_referenced_by_its_importers(graph_project: Path) -> None:
     assert {(r.path, r.start_line, r.kind) for r in answer.results} == {
         ("pkg/__init__.py", 2, "import"), ("pkg/app.py", 2, "import"), ("pkg/app.py", 7, "call"),
         ("tests/test_app.py", 1, "import"), ("tests/test_app.py", 7, "call")}
+
+
+def test_typescript_members_of_typed_values() -> None:
+    source = """\
+        import { Store } from './store';
+        const shared = new Store();
+        class View {
+          constructor(private store: Store, other: Store) {}
+          render(s: Store) { s.load(); this.store.load(); shared.load(); }
+          local() { const s = 3; return s.load(); }
+        }
+        """
+    graph = extract_file("src/view.ts", textwrap.dedent(source))
+    assert graph is not None
+    loads = [(r.line, r.module, r.target) for r in graph.refs if r.name == "load"]
+    assert loads == [(5, "rel:src/store", "Store.load"), (5, "file:src/view.ts", "View.store.load"),
+                     (5, "rel:src/store", "Store.load"), (6, None, None)]
+    assert ("View.store", "rel:src/store", "Store") in {(i.local, i.module, i.name) for i in graph.imports}

@@ -67,6 +67,7 @@ class GenericGraph:
         self.graph = FileGraph()
         self.names: dict[str, tuple[str, str]] = {}  # file-level bindings: name -> (module, qualified name)
         self.def_names: set[tuple[int, int]] = set()  # byte spans of definitions' name nodes
+        self.types: dict[str, str] = {}  # JS/TS module-level variables of a known class
 
     def run(self, root: Node) -> FileGraph:
         self._defs(root, "", "")
@@ -74,6 +75,8 @@ class GenericGraph:
             if d.parent is None:
                 self.names.setdefault(d.name, (self.own, d.qname))
         self._imports(root)
+        if self.language in JS:
+            self._field_types(root)
         self._refs(root)
         return self.graph
 
@@ -109,6 +112,51 @@ class GenericGraph:
                 _comment_above(node),
             ))
             stack.extend((c, qname, qname if kind in CONTAINERS else "") for c in reversed(node.named_children))
+
+    def _field_types(self, root: Node) -> None:
+        """Module variables and class fields of a known class (`x: Foo`, `new Foo()`, `constructor(private
+        x: Foo)`): recorded as typed bindings (`Cls.field` -> Foo) the resolver follows for `this.x.m()`."""
+        for node in root.named_children:
+            inner = node.child_by_field_name("declaration") if node.type == "export_statement" else node
+            if inner is not None and inner.type in ("lexical_declaration", "variable_declaration"):
+                for decl in inner.named_children:
+                    held = _declared_type(decl)
+                    name = decl.child_by_field_name("name")
+                    if held is not None and name is not None and name.type == "identifier":
+                        self.types[_text(name)] = held
+        for d in self.graph.defs:
+            if d.kind != "class":
+                continue
+            body = self._class_body(root, d)
+            for member in body.named_children if body is not None else []:
+                if member.type == "public_field_definition":
+                    held = _declared_type(member)
+                    name = member.child_by_field_name("name")
+                    if held is not None and name is not None:
+                        self._typed_field(d.qname, _text(name), held, member)
+                elif member.type == "method_definition" and _text(member.child_by_field_name("name")) == "constructor":
+                    params = member.child_by_field_name("parameters")
+                    for param in params.named_children if params is not None else []:
+                        held = _annotation(param.child_by_field_name("type"))
+                        pattern = param.child_by_field_name("pattern")
+                        modifier = any(c.type == "accessibility_modifier" for c in param.named_children)
+                        if held is not None and pattern is not None and modifier:
+                            self._typed_field(d.qname, _text(pattern), held, param)
+
+    def _class_body(self, root: Node, d: Definition) -> Node | None:
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if node.type in ("class_declaration", "abstract_class_declaration", "class") and \
+                    node.start_point[0] + 1 == d.start_line and _text(node.child_by_field_name("name")) == d.name:
+                return node.child_by_field_name("body")
+            if node.start_point[0] + 1 <= d.start_line <= node.end_point[0] + 1:
+                stack.extend(node.named_children)
+        return None
+
+    def _typed_field(self, cls: str, field: str, held: str, node: Node) -> None:
+        module, qname = self._typed(held)
+        self.graph.imports.append(Import(f"{cls}.{field}", module, qname, node.start_point[0] + 1))
 
     def _name_node(self, node: Node, name: str) -> Node | None:
         found = node.child_by_field_name("name")
@@ -282,9 +330,9 @@ class GenericGraph:
         defs = sorted(self.graph.defs, key=lambda d: (d.start_line, -d.end_line))
         classes = [d for d in defs if d.kind in ("class", "struct", "impl", "trait", "interface")]
         package = "dir:" + posixpath.dirname(self.path) if self.language == "go" else None
-        stack: list[tuple[Node, frozenset[str]]] = [(root, frozenset())]
+        stack: list[tuple[Node, frozenset[str], dict[str, str]]] = [(root, frozenset(), self.types)]
         while stack:
-            node, local = stack.pop()
+            node, local, types = stack.pop()
             kind = node.type
             if kind == "import_statement" or kind == "export_clause":
                 self._import_refs(node, defs)
@@ -292,14 +340,17 @@ class GenericGraph:
             if kind in SKIP_PARENTS:
                 continue
             if kind in FUNCTIONS:
-                local = local | _locals(node)
+                names = _locals(node)
+                local = local | names
+                typed = _types(node) if self.language in JS else {}
+                types = {**{k: v for k, v in types.items() if k not in names}, **typed}
             if kind in IDENT_TYPES and not node.named_children:
-                self._ref(node, local, defs, classes, package)
+                self._ref(node, local, types, defs, classes, package)
                 continue
-            stack.extend((c, local) for c in reversed(node.named_children))
+            stack.extend((c, local, types) for c in reversed(node.named_children))
 
-    def _ref(self, node: Node, local: frozenset[str], defs: list[Definition], classes: list[Definition],
-             package: str | None) -> None:
+    def _ref(self, node: Node, local: frozenset[str], types: dict[str, str], defs: list[Definition],
+             classes: list[Definition], package: str | None) -> None:
         if (node.start_byte, node.end_byte) in self.def_names:
             return
         parent = node.parent
@@ -315,7 +366,7 @@ class GenericGraph:
         if not member and name in local:
             return
         line = node.start_point[0] + 1
-        target = self._target(node, name, line, classes, package)
+        target = self._target(node, name, line, classes, package, local, types)
         kind = "call" if _is_call(node) else "ref"
         self.graph.refs.append(Reference(name, line, kind, _enclosing(defs, line), *(target or (None, None)), member))
 
@@ -340,8 +391,11 @@ class GenericGraph:
             elif item.type not in ("string",):
                 stack.extend(item.named_children)
 
-    def _target(self, node: Node, name: str, line: int, classes: list[Definition],
-                package: str | None) -> tuple[str, str] | None:
+    def _typed(self, type_name: str) -> tuple[str, str]:
+        return self.names.get(type_name, (self.own, type_name))
+
+    def _target(self, node: Node, name: str, line: int, classes: list[Definition], package: str | None,
+                local: frozenset[str] = frozenset(), types: dict[str, str] | None = None) -> tuple[str, str] | None:
         parent = node.parent
         fields = MEMBERS.get(parent.type) if parent is not None else None
         if parent is not None and fields is not None:
@@ -353,6 +407,18 @@ class GenericGraph:
                 if obj.type in ("this", "self") or _text(obj) == "self":
                     cls = next((c for c in reversed(classes) if c.start_line <= line <= c.end_line), None)
                     return (self.own, f"{cls.qname}.{name}") if cls is not None else None
+                held = (types or {}).get(_text(obj)) if obj.type == "identifier" else None
+                if held is not None:  # `x: Foo` or `x = new Foo()`: x's members are Foo's
+                    module, qname = self._typed(held)
+                    return module, f"{qname}.{name}"
+                if obj.type == "member_expression" and self.language in JS:  # `this.field.name`
+                    inner = obj.child_by_field_name("object")
+                    field = obj.child_by_field_name("property")
+                    if inner is not None and inner.type == "this" and field is not None:
+                        cls = next((c for c in reversed(classes) if c.start_line <= line <= c.end_line), None)
+                        return (self.own, f"{cls.qname}.{_text(field)}.{name}") if cls is not None else None
+                if obj.type in IDENT_TYPES and _text(obj) in local:
+                    return None  # a local variable of unknown type
                 bound = self.names.get(_text(obj)) if obj.type in IDENT_TYPES else None
                 if bound is None and obj.type in ("scoped_identifier", "identifier") and self.language == "rust":
                     if obj.type == "identifier" and any(i.local == "*" for i in self.graph.imports):
@@ -414,6 +480,49 @@ def _bound_names(node: Node | None, out: set[str]) -> None:
                 stack.append(value)
         elif "type" not in item.type and item.type not in FUNCTIONS:
             stack.extend(item.named_children)
+
+
+def _annotation(node: Node | None) -> str | None:
+    """The class a TS type annotation names (`: Foo`, `: Foo<T>`), None for anything else."""
+    if node is None or not node.named_children:
+        return None
+    inner = node.named_children[0]
+    if inner.type == "generic_type":
+        inner = inner.named_children[0] if inner.named_children else inner
+    return _text(inner) if inner.type == "type_identifier" else None
+
+
+def _declared_type(decl: Node) -> str | None:
+    """`x: Foo` or `x = new Foo(...)` (a variable declarator or a class field)."""
+    held = _annotation(decl.child_by_field_name("type"))
+    value = decl.child_by_field_name("value")
+    if held is None and value is not None and value.type == "new_expression":
+        ctor = value.child_by_field_name("constructor")
+        held = _text(ctor) if ctor is not None and ctor.type == "identifier" else None
+    return held
+
+
+def _types(function: Node) -> dict[str, str]:
+    """Parameters and variables of a function whose class is written down (JS/TS)."""
+    out: dict[str, str] = {}
+    params = function.child_by_field_name("parameters")
+    for param in params.named_children if params is not None else []:
+        pattern = param.child_by_field_name("pattern")
+        held = _annotation(param.child_by_field_name("type"))
+        if held is not None and pattern is not None and pattern.type == "identifier":
+            out[_text(pattern)] = held
+    body = function.child_by_field_name("body")
+    stack = [body] if body is not None else []
+    while stack:
+        node = stack.pop()
+        if node.type == "variable_declarator":
+            name = node.child_by_field_name("name")
+            held = _declared_type(node)
+            if held is not None and name is not None and name.type == "identifier":
+                out[_text(name)] = held
+        if node.type not in FUNCTIONS:
+            stack.extend(node.named_children)
+    return out
 
 
 def _locals(function: Node) -> frozenset[str]:
