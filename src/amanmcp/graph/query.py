@@ -152,9 +152,9 @@ class GraphEngine:
         self._names: list[str] | None = None
 
     def refresh(self) -> None:
-        version = self.resolver._version
+        version = self.resolver.version
         self.resolver.refresh()
-        if self.resolver._version != version:
+        if self.resolver.version != version:
             self._lines.clear()
             self._names = None
 

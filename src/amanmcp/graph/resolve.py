@@ -97,6 +97,11 @@ class Resolver:
         self._resolved: dict[tuple[str, str], Resolved] = {}
         self.name_counts: dict[str, int] = {}
 
+    @property
+    def version(self) -> int | None:
+        """The database's `data_version` the caches were filled at."""
+        return self._version
+
     def refresh(self) -> None:
         """Drop the caches when another connection has written since they were filled."""
         version = self.conn.execute("PRAGMA data_version").fetchone()[0]

@@ -16,14 +16,16 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
 from amanmcp.errors import AmanError, IndexDamagedError
-from amanmcp.graph.model import FileGraph
 from amanmcp.models import Chunk
 from amanmcp.tokens import index_words
+
+if TYPE_CHECKING:  # rows only: the store does not depend on the graph package at run time
+    from amanmcp.graph.model import FileGraph
 
 # Bump when the tables, the chunking, the stored words or ranking.features change: old indexes are rebuilt.
 # 7: Unicode words and CJK bigrams, over-long lines cut into parts, secrets redacted, files.redactions.
