@@ -70,10 +70,27 @@ def test_cli_init_indexes_with_progress(project: Path) -> None:
     result = runner.invoke(app, ["init", str(project)])
     assert result.exit_code == 0, result.output
     assert "claude mcp add --scope user amanmcp" in result.output
-    assert "full rebuild (no index yet)" in result.output and "index holds 8 files" in result.output
+    assert "full rebuild (no index yet)" in result.output and "index holds 9 files" in result.output  # + CLAUDE.md
+    assert "CLAUDE.md      created" in result.output
     assert IndexLayout(project).current() is not None
     assert ".amanmcp/" in (project / ".gitignore").read_text().splitlines()
 
     again = runner.invoke(app, ["init", str(project)])  # safe to re-run: nothing to redo
     assert again.exit_code == 0, again.output
     assert "kept" in again.output and "0 files (re)indexed" in again.output
+
+
+def test_assistant_guidance_is_written_extended_never_clobbered(tmp_path: Path) -> None:
+    settings = load_config(tmp_path, env={}).settings
+    (tmp_path / "AGENTS.md").write_text("# House rules\nRun the tests before committing.")
+    report = init_project(tmp_path, settings)
+    assert dict(report.guidance) == {"CLAUDE.md": "created", "AGENTS.md": "added"}
+    agents = (tmp_path / "AGENTS.md").read_text()
+    assert agents.startswith("# House rules\nRun the tests before committing.\n\n<!-- amanmcp:start -->")
+    claude = (tmp_path / "CLAUDE.md").read_text()
+    assert "graph_query" in claude and "expand_context" in claude and "grep" in claude
+    (tmp_path / "CLAUDE.md").write_text(claude.replace("one call returns", "one call gives") + "Mine.\n")
+    edited = (tmp_path / "CLAUDE.md").read_text()
+    again = init_project(tmp_path, settings)
+    assert dict(again.guidance) == {"CLAUDE.md": "kept", "AGENTS.md": "kept"}
+    assert (tmp_path / "CLAUDE.md").read_text() == edited and (tmp_path / "AGENTS.md").read_text() == agents

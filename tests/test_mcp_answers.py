@@ -374,7 +374,8 @@ def test_every_bad_argument_is_a_plain_sentence(project: Path, settings: Setting
             assert (await refused("index_status", verbose=True)) == (
                 "index_status does not take 'verbose': its arguments are none")
             assert (await refused("grep", query="x")) == (
-                "there is no tool named 'grep'; the tools are search, search_code, search_docs, index_status")
+                "there is no tool named 'grep'; the tools are search, search_code, search_docs, index_status, "
+                "graph_query, expand_context")
             found = await call(client, "search", query="retry_with_backoff", limit=1, scope="src")
             assert found["results"][0]["path"] == "src/payments/retry.py"  # still serving, string scope read
 

@@ -25,7 +25,7 @@ from amanmcp.config import Settings
 from amanmcp.indexer import Indexer
 
 AMANMCP = shutil.which("amanmcp") or str(Path(sys.executable).parent / "amanmcp")
-TOOLS = {"search", "search_code", "search_docs", "index_status"}
+TOOLS = {"search", "search_code", "search_docs", "index_status", "graph_query", "expand_context"}
 
 
 def server_env() -> dict[str, str]:

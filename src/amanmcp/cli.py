@@ -134,7 +134,7 @@ def index(
     table = Table(title=Text(f"Indexed {root}"), title_justify="left")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
-    for stage in ("scan", "chunk", "load", "embed", "store", "index"):
+    for stage in ("scan", "chunk", "graph", "load", "embed", "store", "index"):
         label = "load model" if stage == "load" else stage
         table.add_row(label, f"{report.timings.get(stage, 0.0):.2f}")
     total = sum(report.timings.values())
@@ -209,6 +209,101 @@ def search(
         for line in lines:
             out.print("    " + line[:120], markup=False, style="dim")
     out.print(f"[dim]{quality.mode} · {len(response.results)} results · {response.took_ms:.1f} ms[/dim]")
+
+
+@app.command()
+@friendly_errors
+def graph(
+    query: Annotated[str, typer.Argument(help="A symbol (name, Class.method, path:name, path:line) or a path.")],
+    mode: Annotated[str, typer.Option("--mode", "-m", help="find_references|callers|callees|explain_symbol|"
+                                                           "impact_analysis")] = "find_references",
+    path: PathOpt = Path("."),
+    subject_type: Annotated[str, typer.Option("--subject-type", help="auto|symbol|path")] = "auto",
+    max_depth: Annotated[int, typer.Option("--max-depth", help="Hops for callers/callees/impact (1-5).")] = 2,
+    max_nodes: Annotated[int, typer.Option("--max-nodes", help="Most results (1-500).")] = 50,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Fit the answer to this many tokens.")] = None,
+    format_: Annotated[str, typer.Option("--format", "-f", help="text|json")] = "text",
+) -> None:
+    """Code graph: references, callers, callees, explain a symbol, impact of a change (same JSON as MCP)."""
+    from amanmcp.graph.service import GraphService
+
+    if format_ not in ("text", "json"):
+        raise UsageProblem(f"--format must be text or json, not {format_!r}")
+    root, _ = _project(path)
+    service = GraphService(root)
+    try:
+        answer = service.query(query, mode, subject_type, max_depth, max_nodes, max_tokens)
+    finally:
+        service.close()
+    if format_ == "json":
+        print(answer.model_dump_json(indent=2))
+        return
+    for warning in answer.warnings:
+        err.print(f"[yellow]{escape(warning)}[/yellow]")
+    if answer.resolution != "resolved":
+        table = Table(title=f"{answer.resolution}: {escape(query)}", title_justify="left")
+        for column in ("symbol", "kind", "path", "line"):
+            table.add_column(column)
+        for c in answer.candidates:
+            table.add_row(escape(c.symbol), c.kind, escape(c.path), str(c.start_line))
+        out.print(table)
+        raise typer.Exit(1)
+    subject = answer.subject
+    assert subject is not None
+    out.print(f"[bold]{escape(subject.symbol)}[/bold] ({subject.kind}) {escape(subject.path)}:{subject.start_line}")
+    if answer.details is not None:
+        d = answer.details
+        out.print(f"  {escape(d.signature)}", markup=False)
+        if d.doc:
+            out.print(f"  {d.doc}", markup=False, style="dim")
+        out.print(f"  references {d.references} · callers {d.callers} · callees {d.callees}"
+                  + (f" · bases {', '.join(d.bases)}" if d.bases else ""), markup=False)
+    table = Table(title=f"{mode}: {len(answer.results)} results · {answer.took_ms:.1f} ms", title_justify="left")
+    for column in ("location", "kind", "conf", "depth", "in", "line"):
+        table.add_column(column, overflow="fold")
+    for r in answer.results:
+        table.add_row(f"{escape(r.path)}:{r.start_line}", r.kind, r.confidence or "", str(r.depth),
+                      escape(r.symbol or ""), escape(r.content if not r.target else f"{r.content}  -> {r.target}"))
+    out.print(table)
+
+
+@app.command()
+@friendly_errors
+def context(
+    seed: Annotated[str, typer.Argument(help="A symbol, a path, or a search result's path:line.")],
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="Budget for the pack (tokens).")] = 4000,
+    path: PathOpt = Path("."),
+    seed_type: Annotated[str, typer.Option("--seed-type", help="auto|symbol|path")] = "auto",
+    format_: Annotated[str, typer.Option("--format", "-f", help="text|json")] = "text",
+) -> None:
+    """A context pack around a seed: its code, callees, callers, tests, docs and config, to a token budget."""
+    from amanmcp.graph.service import GraphService
+
+    if format_ not in ("text", "json"):
+        raise UsageProblem(f"--format must be text or json, not {format_!r}")
+    root, _ = _project(path)
+    service = GraphService(root)
+    try:
+        answer = service.context(seed, seed_type, max_tokens)
+    finally:
+        service.close()
+    if format_ == "json":
+        print(answer.model_dump_json(indent=2))
+        return
+    for warning in answer.warnings:
+        err.print(f"[yellow]{escape(warning)}[/yellow]")
+    if answer.resolution != "resolved":
+        for c in answer.candidates:
+            out.print(f"  {c.symbol} ({c.kind}) {c.path}:{c.start_line}", markup=False)
+        raise typer.Exit(1)
+    table = Table(title=f"context for {escape(seed)}: {len(answer.items)} chunks, {answer.used_tokens}/"
+                        f"{answer.max_tokens} tokens", title_justify="left")
+    for column in ("role", "location", "symbol", "tokens", "via"):
+        table.add_column(column, overflow="fold")
+    for item in answer.items:
+        table.add_row(item.role, f"{escape(item.path)}:{item.start_line}-{item.end_line}", escape(item.symbol or ""),
+                      str(item.tokens), escape(" > ".join(item.via)))
+    out.print(table)
 
 
 @app.command("eval")
@@ -373,6 +468,8 @@ def init(
     out.print(f"  .gitignore     {'.amanmcp/ ' + report.gitignore if report.gitignore != 'kept' else 'kept'}",
               markup=False)
     out.print(f"  .mcp.json      {report.mcp_json}: amanmcp -> {report.command} serve", markup=False)
+    for name, outcome in report.guidance:
+        out.print(f"  {name:<14} {outcome}: a section telling assistants to use amanmcp's tools", markup=False)
     for line in report.approval:  # Claude Code's approval prompt: without it, users think init failed
         out.print(line, markup=False)
     out.print("To use amanmcp in every project (Claude Code user scope), run:")

@@ -69,6 +69,7 @@ class IndexSettings(_Section):
     window_lines: int = Field(60, ge=5)
     window_overlap: int = Field(10, ge=0)
     exact_search_max: int = Field(100_000, ge=0)  # above this many vectors, use a usearch HNSW index
+    graph: bool = True  # build the code graph (graph_query, expand_context); off only to measure its cost
 
     @field_validator("exclude")
     @classmethod

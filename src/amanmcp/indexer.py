@@ -28,6 +28,8 @@ from amanmcp.chunk import chunk_file, detect_language
 from amanmcp.config import Settings
 from amanmcp.embed.base import Embedder, EmbedderIdentity
 from amanmcp.errors import AmanError, IndexDamagedError
+from amanmcp.graph.extract import extract_file
+from amanmcp.graph.model import FileGraph
 from amanmcp.models import Chunk
 from amanmcp.ranking.features import features
 from amanmcp.scan import ScannedFile, Scanner, looks_minified, read_text, redact_secrets, secret_content
@@ -141,12 +143,15 @@ class Indexer:
 
             t = time.perf_counter()
             per_file: list[tuple[FileRecord, list[Chunk]]] = []
+            graphs: dict[str, FileGraph | None] = {}
+            timings["graph"] = 0.0
             for i, (file, text, redactions) in enumerate(changed, 1):
                 chunks = self._chunk(file, text, skipped)
                 if chunks is not None:
                     per_file.append((self._record(file, text, redactions), chunks))
+                    graphs[file.path] = self._graph(file.path, text, timings)
                 self.on_event(IndexEvent("chunk", i, len(changed)))
-            timings["chunk"] = time.perf_counter() - t
+            timings["chunk"] = time.perf_counter() - t - timings["graph"]
             if held and not allow_empty and not any(chunks for _, chunks in per_file):
                 left_out = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())) or "nothing skipped"
                 raise AmanError(
@@ -178,6 +183,7 @@ class Indexer:
                 for record, chunks in group:
                     traits = [features(c.content) for c in chunks]
                     store.put_file(record, chunks, vectors[offset : offset + len(chunks)], traits)
+                    store.put_graph(record.path, graphs.get(record.path))
                     offset += len(chunks)
                     stored += 1
                     self.on_event(IndexEvent("store", stored, len(per_file)))
@@ -226,6 +232,7 @@ class Indexer:
         store.set_meta("last_indexed", time.time())
         store.set_meta("skipped", dict(skipped))
         store.set_meta("complete", complete)
+        store.set_meta("graph", self.settings.index.graph)
         store.commit()
         timings["store"] += time.perf_counter() - t
         if not vectors:
@@ -313,6 +320,19 @@ class Indexer:
             log.warning("skipping %s: chunking failed: %s", file.path, exc)
             skipped["chunk_error"] += 1
             return None
+
+    def _graph(self, path: str, text: str, timings: dict[str, float]) -> FileGraph | None:
+        """The file's code graph from the parse chunking just made (graph time); None when off or failed."""
+        if not self.settings.index.graph:
+            return None
+        t = time.perf_counter()
+        try:
+            return extract_file(path, text)
+        except Exception as exc:  # a file the graph cannot read keeps its chunks
+            log.warning("%s: no code graph: %s", path, exc)
+            return None
+        finally:
+            timings["graph"] += time.perf_counter() - t
 
     def _embed(
         self, chunks: list[Chunk], reuse: dict[str, bytes], done: int, total: int

@@ -44,6 +44,9 @@ from amanmcp.answers import MAX_MAX_TOKENS, MIN_MAX_TOKENS, SearchAnswer, check_
 from amanmcp.config import Settings
 from amanmcp.embed.factory import Selection
 from amanmcp.errors import AmanError
+from amanmcp.graph.context import SEED_TYPES, ContextAnswer
+from amanmcp.graph.query import MAX_DEPTH, MAX_NODES, MODES, SUBJECT_TYPES, GraphAnswer
+from amanmcp.graph.service import GraphService
 from amanmcp.mcp_resources import STATUS_URI, IndexFiles
 from amanmcp.search import FILTERS, SYMBOL_TYPES, NoIndexError, Searcher, SearchQuality, SearchResponse, preview
 from amanmcp.status import IndexStatus, index_status
@@ -62,9 +65,18 @@ remember.
 - search_docs: README, markdown and text prose: setup, design notes, how-tos, section by section.
 - search: code and docs together, when unsure which holds the answer.
 - index_status: what is indexed (files, languages), and whether a build is still running.
+- graph_query: the code graph, resolved by scope and imports (not text matching): every reference
+  to a symbol (find_references), who calls it (callers), what it calls (callees), its signature,
+  doc, members and counts (explain_symbol), and what a change to it reaches (impact_analysis).
+  Prefer it to grep for "who calls X", "where is X used", "what breaks if I change X": grep also
+  matches comments, strings and unrelated symbols of the same name, and misses aliased imports.
+  An ambiguous name answers resolution=disambiguation_required with candidates: ask again with
+  one (Class.method, path:name or path:line); it never guesses.
+- expand_context: before editing or explaining a symbol or file, one call gathers its code, the
+  functions it calls, its callers, its tests, and docs/config that name it, to a token budget.
 Use grep (or your editor's find) instead for an exact string, a regular expression, or every
-occurrence of a literal (all call sites of a name, a log message, an error code, a config key):
-amanmcp ranks and returns the top chunks, not every match.
+occurrence of a literal (a log message, an error code, a config key): amanmcp ranks and returns
+the top chunks, not every match.
 Answers fit in max_tokens (default 8000): content is cut at whole lines from the end of each result
 and the result says so (truncated_lines); read the file at the lines given for the rest. The index
 follows edits live; stale=true marks a file changed since it was indexed. Resources: the index
@@ -121,6 +133,12 @@ EXPECTED = {
     "symbol_type": f"one of {', '.join(SYMBOL_TYPES)}",
     "scope": "a path inside the project, or a list of them",
     "max_tokens": f"a whole number between {MIN_MAX_TOKENS} and {MAX_MAX_TOKENS:,}",
+    "mode": f"one of {', '.join(MODES)}",
+    "subject_type": f"one of {', '.join(SUBJECT_TYPES)}",
+    "seed_type": f"one of {', '.join(SEED_TYPES)}",
+    "seed": "a symbol, a path, or a search result's path:line",
+    "max_depth": f"a whole number between 1 and {MAX_DEPTH}",
+    "max_nodes": f"a whole number between 1 and {MAX_NODES}",
 }
 DRAIN_SECONDS = 30.0  # at end of input, the longest wait for answers still owed
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
@@ -482,6 +500,61 @@ def build_server(service: SearchService, settings: Settings) -> MCPServer:
         last indexed, the embedder, files changed since, and whether a build is running. Call it when
         results look empty, partial or stale."""
         return service.status()
+
+    graphs = GraphService(service.root)
+
+    def graph_service() -> GraphService:
+        if getattr(service, "refusal", None) is not None:
+            raise AmanError(service.refusal)  # type: ignore[arg-type]
+        if graphs.layout.current() is None:
+            progress = service.live.progress()
+            if progress.role == "reader" or progress.state in ("starting", "indexing"):
+                raise AmanError("indexing: the first build is running and nothing is in the code graph yet; "
+                                "ask again in a moment")
+        return graphs
+
+    @server.tool(annotations=READ_ONLY)
+    def graph_query(
+        query: Annotated[str, Field(description="The subject: a name (Blueprint), a qualified name (Scaffold.route), "
+                                                "path:name, path:line, or (subject_type path) a file.")],
+        mode: Annotated[str, Field(description="find_references: every use; callers / callees: calls in and out, "
+                                               "by depth; explain_symbol: signature, doc, members, counts; "
+                                               "impact_analysis: transitive users by depth.",
+                                   json_schema_extra={"enum": list(MODES)})] = "find_references",
+        subject_type: Annotated[str, Field(description="auto (a path when it names an indexed file), symbol or path.",
+                                           json_schema_extra={"enum": list(SUBJECT_TYPES)})] = "auto",
+        max_depth: Annotated[int, BeforeValidator(_no_bool), Field(
+            description=f"Hops for callers, callees and impact_analysis (1-{MAX_DEPTH}).",
+            json_schema_extra={"minimum": 1, "maximum": MAX_DEPTH})] = 2,
+        max_nodes: Annotated[int, BeforeValidator(_no_bool), Field(
+            description=f"Most results (1-{MAX_NODES}).", json_schema_extra={"minimum": 1, "maximum": MAX_NODES})] = 50,
+        max_tokens: MaxTokens = None,
+    ) -> GraphAnswer:
+        """The code graph, resolved through scopes and imports: find_references, callers, callees,
+        explain_symbol, impact_analysis. Prefer it to grep for "who calls X", "where is X used", "what does X
+        call", "what breaks if X changes": grep matches comments, strings and same-named symbols and misses
+        aliased imports. Every result has path, start_line, end_line; an occurrence is reported at its own line
+        with the enclosing definition in symbol and the line in content, and a confidence (exact: resolved
+        through an import or scope; name: only the name matches, and the subject is its only definition).
+        resolution says whether the subject was found: disambiguation_required lists candidates (ask again
+        with one), subject_not_found lists near misses; it never guesses."""
+        return graph_service().query(query, mode, subject_type, max_depth, max_nodes, budget(max_tokens))
+
+    @server.tool(annotations=READ_ONLY)
+    def expand_context(
+        seed: Annotated[str, Field(description="A symbol (name, Class.method, path:name), a path, or a search "
+                                               "result's path:line.")],
+        seed_type: Annotated[str, Field(description="auto, symbol or path.",
+                                        json_schema_extra={"enum": list(SEED_TYPES)})] = "auto",
+        max_tokens: Annotated[int, BeforeValidator(_no_bool), Field(
+            description=f"Budget for the pack ({MIN_MAX_TOKENS:,}-{MAX_MAX_TOKENS:,} tokens).",
+            json_schema_extra={"minimum": MIN_MAX_TOKENS, "maximum": MAX_MAX_TOKENS})] = 4000,
+    ) -> ContextAnswer:
+        """Everything needed to understand or change a symbol or file, in one call: a ranked pack of whole
+        chunks with a role (implementation, callee, caller, test, doc, config) and the path from the seed,
+        filled to max_tokens. Use it before editing or explaining code instead of reading files one by one
+        or grepping for callers and tests. An ambiguous seed answers disambiguation_required with candidates."""
+        return graph_service().context(seed, seed_type, max_tokens)
 
     @server.resource(STATUS_URI, name="index_status", title="amanmcp index status", mime_type="application/json",
                      description="What is indexed and whether a build is running (as the index_status tool).")

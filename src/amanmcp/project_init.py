@@ -35,6 +35,7 @@ class InitReport:
     command: str  # what `.mcp.json` runs
     user_scope: str  # the `claude mcp add` line for every project of this user
     approval: tuple[str, ...] = ()  # how Claude Code's approval of a project server goes (lines to show)
+    guidance: tuple[tuple[str, str], ...] = ()  # (CLAUDE.md | AGENTS.md, created | added | kept)
 
 
 def amanmcp_command() -> str:
@@ -59,7 +60,49 @@ def init_project(root: Path, settings: Settings, backend: str | None = None) -> 
         command=command,
         user_scope=f"claude mcp add --scope user {SERVER_NAME} -- {shlex.quote(command)} serve",
         approval=claude_approval(root),
+        guidance=write_guidance(root),
     )
+
+
+GUIDANCE_START = "<!-- amanmcp:start -->"
+GUIDANCE_END = "<!-- amanmcp:end -->"
+GUIDANCE = f"""{GUIDANCE_START}
+## Code questions: use amanmcp
+
+This project is indexed by amanmcp (MCP server `{SERVER_NAME}`). For questions about the code, use its
+tools before grep or opening files one by one:
+- `search_code`, `search_docs`, `search`: where something is implemented or documented, by meaning or name.
+- `graph_query`: where X is used (`find_references`), who calls it (`callers`), what it calls (`callees`),
+  what a change to it reaches (`impact_analysis`), its signature, doc and members (`explain_symbol`).
+  It resolves names through imports and scopes; grep also matches comments, strings and namesakes.
+- `expand_context`: before editing or explaining a symbol or file, one call returns its code, callers,
+  callees, tests and docs within a token budget.
+Use grep for exact strings, regular expressions, log messages and config keys.
+{GUIDANCE_END}
+"""
+
+
+def write_guidance(root: Path) -> tuple[tuple[str, str], ...]:
+    """The assistant-facing section in CLAUDE.md (created when absent) and AGENTS.md (when present).
+
+    A file that already holds the section is kept as it is (the user may have edited it); any other
+    content is never touched: the section is appended."""
+    out = []
+    for name in ("CLAUDE.md", "AGENTS.md"):
+        path = root / name
+        if not path.exists():
+            if name == "CLAUDE.md":
+                path.write_text(GUIDANCE, encoding="utf-8")
+                out.append((name, "created"))
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if GUIDANCE_START in text:
+            out.append((name, "kept"))
+            continue
+        gap = "" if not text else "\n" if text.endswith("\n") else "\n\n"
+        path.write_text(text + gap + GUIDANCE, encoding="utf-8")
+        out.append((name, "added"))
+    return tuple(out)
 
 
 def claude_approval(root: Path) -> tuple[str, ...]:

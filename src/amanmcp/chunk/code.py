@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass, replace
 
-from tree_sitter import Node, Parser
+from tree_sitter import Node, Parser, Tree
 from tree_sitter_language_pack import get_parser
 
 from amanmcp.chunk.grammars import Spec
@@ -32,6 +33,22 @@ def _parser(grammar: str) -> Parser | None:
         except Exception:  # any loader failure just means "no grammar"
             _PARSERS[grammar] = None
     return _PARSERS[grammar]
+
+
+_LAST = threading.local()  # the last tree this thread parsed: the code graph reads the same parse
+
+
+def parse(grammar: str, source: bytes) -> Tree | None:
+    """The tree of `source`, parsed once: chunking and the code graph of one file share it."""
+    last = getattr(_LAST, "tree", None)
+    if last is not None and last[0] == grammar and (last[1] is source or last[1] == source):
+        return last[2]
+    parser = _parser(grammar)
+    if parser is None:
+        return None
+    tree = parser.parse(source)
+    _LAST.tree = (grammar, source, tree)
+    return tree
 
 
 def _last_row(node: Node) -> int:
@@ -248,11 +265,11 @@ class _Walker:
 def chunk_code(em: Emitter, spec: Spec) -> None:
     """Chunk a source file by its definitions; everything else becomes line windows."""
     source = "\n".join(em.lines).encode("utf-8", "replace")
-    parser = _parser(spec.grammar)
+    tree = parse(spec.grammar, source)
     symbols: list[_Sym] = []
-    if parser is not None:
+    if tree is not None:
         walker = _Walker(spec, source, em)
-        symbols = walker.collect(parser.parse(source).root_node, 0, "", False)
+        symbols = walker.collect(tree.root_node, 0, "", False)
         if symbols:
             symbols = walker.attach_fragments(symbols, 0, len(em.lines) - 1, keep_header=False, only_comments=True)
         for sym in symbols:

@@ -16,7 +16,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -24,9 +24,13 @@ from amanmcp.errors import AmanError, IndexDamagedError
 from amanmcp.models import Chunk
 from amanmcp.tokens import index_words
 
+if TYPE_CHECKING:  # rows only: the store does not depend on the graph package at run time
+    from amanmcp.graph.model import FileGraph
+
 # Bump when the tables, the chunking, the stored words or ranking.features change: old indexes are rebuilt.
 # 7: Unicode words and CJK bigrams, over-long lines cut into parts, secrets redacted, files.redactions.
-SCHEMA_VERSION = 7
+# 8: the code graph (graph_defs, graph_refs, graph_imports), written with each file's chunks.
+SCHEMA_VERSION = 8
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,6 +48,21 @@ CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
 CREATE INDEX IF NOT EXISTS chunks_name ON chunks(name);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
     name, body, tokenize = "porter unicode61 tokenchars '_'");
+CREATE TABLE IF NOT EXISTS graph_defs(
+    path TEXT NOT NULL, qname TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
+    start_line INTEGER NOT NULL, end_line INTEGER NOT NULL, line INTEGER NOT NULL, parent TEXT,
+    bases TEXT NOT NULL, signature TEXT NOT NULL, doc TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS graph_defs_name ON graph_defs(name);
+CREATE INDEX IF NOT EXISTS graph_defs_path ON graph_defs(path, qname);
+CREATE TABLE IF NOT EXISTS graph_refs(
+    path TEXT NOT NULL, line INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, scope TEXT,
+    module TEXT, target TEXT,  -- module + target: where the name was found to come from (graph.model)
+    member INTEGER NOT NULL DEFAULT 0);  -- reached through an object: `x.name`
+CREATE INDEX IF NOT EXISTS graph_refs_name ON graph_refs(name);
+CREATE INDEX IF NOT EXISTS graph_refs_path ON graph_refs(path, line);
+CREATE TABLE IF NOT EXISTS graph_imports(
+    path TEXT NOT NULL, local TEXT NOT NULL, module TEXT NOT NULL, name TEXT NOT NULL, line INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS graph_imports_path ON graph_imports(path, local);
 """
 
 
@@ -257,6 +276,8 @@ class IndexStore:
             self.conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
             self.conn.execute("DELETE FROM chunks WHERE path = ?", (path,))
             self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
+            for table in ("graph_defs", "graph_refs", "graph_imports"):
+                self.conn.execute(f"DELETE FROM {table} WHERE path = ?", (path,))
 
     @_guarded
     def put_file(
@@ -282,6 +303,27 @@ class IndexStore:
                 "INSERT INTO chunks_fts(rowid, name, body) VALUES (?, ?, ?)",
                 (cur.lastrowid, fts_name(chunk), " ".join(index_words(chunk.content))),
             )
+
+    @_guarded
+    def put_graph(self, path: str, graph: FileGraph | None) -> None:
+        """One file's code graph, beside its chunks and in the same transaction (after `put_file`)."""
+        if graph is None:
+            return
+        self.conn.executemany(
+            "INSERT INTO graph_defs(path, qname, name, kind, start_line, end_line, line, parent, bases, signature, doc)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(path, d.qname, d.name, d.kind, d.start_line, d.end_line, d.line, d.parent,
+              json.dumps([list(b) for b in d.bases]), d.signature, d.doc) for d in graph.defs],
+        )
+        self.conn.executemany(
+            "INSERT INTO graph_refs(path, line, name, kind, scope, module, target, member)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(path, r.line, r.name, r.kind, r.scope, r.module, r.target, r.member) for r in graph.refs],
+        )
+        self.conn.executemany(
+            "INSERT INTO graph_imports(path, local, module, name, line) VALUES (?, ?, ?, ?, ?)",
+            [(path, i.local, i.module, i.name, i.line) for i in graph.imports],
+        )
 
     @_guarded
     def commit(self) -> None:
