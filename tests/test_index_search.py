@@ -14,6 +14,7 @@ from amanmcp.embed.local import LocalEmbedder
 from amanmcp.indexer import Indexer, IndexEvent
 from amanmcp.search import NoIndexError, Searcher, SearchError
 from amanmcp.store import IndexLayout, IndexStore
+from conftest import default_local_model
 
 
 def build(project: Path, settings: Settings, embedder, force: bool = False, events=None):
@@ -41,7 +42,7 @@ def test_index_report_and_events(project: Path, settings: Settings, embedder: Lo
     embed_events = [e for e in events if e.stage == "embed"]
     assert embed_events[-1].done == embed_events[-1].total == report.chunks_embedded == report.chunks_total
     store = IndexStore(IndexLayout(project).current(), readonly=True)
-    assert store.get_meta("embedder")["model"] == "all-MiniLM-L6-v2"
+    assert store.get_meta("embedder")["model"] == embedder.identity.model
     assert store.counts()["vectors"] == report.chunks_total
     store.close()
 
@@ -68,7 +69,7 @@ def test_finds_right_file_in_top3(indexed: Searcher, query: str, expected: str) 
 def test_result_shape_and_line_numbers(indexed: Searcher, project: Path) -> None:
     response = indexed.search("retry_with_backoff", limit=5)
     assert response.search_quality.mode == "hybrid" and not response.search_quality.degraded
-    assert response.search_quality.model == "all-MiniLM-L6-v2"
+    assert response.search_quality.model == default_local_model()
     hit = response.results[0]
     assert (hit.path, hit.symbol, hit.symbol_type, hit.language, hit.content_type) == (
         "src/payments/retry.py", "retry_with_backoff", "function", "python", "code",
