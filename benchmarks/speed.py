@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -56,9 +57,9 @@ GOALS = {
     "mcp_p99_ms": ("warm MCP p99", "ms", 60.0, True),
     "index_rss_mb": ("peak RSS while indexing", "MB", 1024.0, True),
     "static_vs_semble": ("static index time / semble's, same run", "x", 1.0, True),
-    "index_s_100k": ("100k chunks, static: index", "s", 120.0, True),
-    "p99_ms_100k": ("100k chunks, static: warm p99 (library)", "ms", 100.0, True),
-    "rss_mb_100k": ("100k chunks, static: peak RSS", "MB", 1536.0, True),
+    "index_s_100k": ("synthetic project: index (goal for 100k chunks)", "s", 120.0, True),
+    "p99_ms_100k": ("synthetic project: warm p99, library (goal for 100k)", "ms", 100.0, True),
+    "rss_mb_100k": ("synthetic project: peak RSS (goal for 100k)", "MB", 1536.0, True),
 }
 
 
@@ -86,13 +87,15 @@ def scratch_copy(source: Path, name: str) -> Path:
 
 
 def synthesize(source: Path, chunks: int) -> Path:
-    """About `chunks` chunks of real code: the corpus's source files copied into numbered folders
-    (each copy's first line names its copy, so no two files are identical)."""
+    """At least `chunks` chunks of real code: whole copies of the corpus's source files in numbered
+    folders (each copy's first line names its copy, so no two files are identical)."""
     files = [p for p in sorted(source.rglob("*")) if p.is_file() and p.suffix in {".py", ".go", ".rs", ".js", ".ts"}
              and ".amanmcp" not in p.parts]
-    per_copy = max(1, _count_chunks(files, source))
+    sizes = _count_chunks(files, source)
+    if not any(sizes):
+        raise SystemExit(f"{source} has no source files to copy")
     target = Path(tempfile.mkdtemp(prefix="amanmcp-synth-")) / f"synthetic-{chunks}"
-    for n in range(max(1, round(chunks / per_copy))):
+    for n in range(math.ceil(chunks / sum(sizes))):
         for f in files:
             out = target / f"copy{n:03d}" / f.relative_to(source)
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -101,14 +104,14 @@ def synthesize(source: Path, chunks: int) -> Path:
     return target
 
 
-def _count_chunks(files: list[Path], root: Path) -> int:
+def _count_chunks(files: list[Path], root: Path) -> list[int]:
     from amanmcp.chunk import chunk_file
     from amanmcp.config import Settings
 
     s = Settings().index
-    return sum(len(chunk_file(str(f.relative_to(root)), f.read_text(errors="replace"),
-                              max_chunk_lines=s.max_chunk_lines, max_chunk_chars=s.max_chunk_chars,
-                              window_lines=s.window_lines, window_overlap=s.window_overlap)) for f in files)
+    return [len(chunk_file(str(f.relative_to(root)), f.read_text(errors="replace"),
+                           max_chunk_lines=s.max_chunk_lines, max_chunk_chars=s.max_chunk_chars,
+                           window_lines=s.window_lines, window_overlap=s.window_overlap)) for f in files]
 
 
 def child(argv: list[str], env: dict[str, str] | None = None) -> tuple[dict[str, Any], float]:
