@@ -244,3 +244,22 @@ def test_identifier_query_puts_the_definition_first(indexed: Searcher) -> None:
     assert (hit.symbol, hit.symbol_type) == ("Invoice", "class")
     hit = indexed.search("how does ListenAndServe start", limit=3).results[0]
     assert hit.symbol == "Server.ListenAndServe"
+
+
+def test_unfiltered_bm25_skips_the_join_and_ranks_the_same(indexed: Searcher) -> None:
+    """Without filters BM25 reads the FTS table alone (the join read every match's row first)."""
+    from amanmcp.store.db import Filters
+    from amanmcp.tokens import query_words
+
+    store = indexed.store()
+    for query in ("retry payment invoice", "def return self", "email address validate"):
+        words = query_words(query)
+        match = " OR ".join(f'"{w}"' for w in words)
+        joined = [r[0] for r in store.conn.execute(
+            "SELECT c.id FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH ? "
+            "ORDER BY bm25(chunks_fts, 4.0, 1.0), c.id LIMIT 50", (match,))]
+        got = store.bm25(words, 50, Filters())
+        assert got and sorted(got) == sorted(joined)
+        scores = dict(store.conn.execute(
+            "SELECT rowid, bm25(chunks_fts, 4.0, 1.0) FROM chunks_fts WHERE chunks_fts MATCH ?", (match,)))
+        assert [scores[i] for i in got] == sorted(scores[i] for i in got)  # best (lowest) first

@@ -295,6 +295,12 @@ class IndexStore:
         if not words:
             return []
         match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+        if not filters.active:  # no join: it read every matching chunk's row (content, vector) before sorting
+            rows = self.conn.execute(
+                "SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY bm25(chunks_fts, 4.0, 1.0) LIMIT ?",
+                (match, limit),
+            )
+            return [r[0] for r in rows]
         where, args = filters.sql()
         rows = self.conn.execute(
             "SELECT c.id FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid "
