@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import semble_row
 from corpora import CACHE, Corpus, corpora, whole_repositories
 
-from amanmcp.config import Settings
-from amanmcp.embed.local import LocalEmbedder, packaged_model_dir
+from amanmcp.config import load_config
+from amanmcp.embed.factory import make_backend
+from amanmcp.embed.local import packaged_model_dir
 from amanmcp.evaluation import EvalReport, evaluate, load_cases
 from amanmcp.indexer import Indexer
 from amanmcp.ranking import RankingOptions
@@ -63,7 +64,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     args = parser.parse_args()
 
-    settings = Settings()
+    settings = load_config().settings  # AMANMCP_* variables apply (AMANMCP_EMBEDDINGS_QUANTIZE=true: int8)
     if args.mode == "bm25":
         settings.search.vector_weight = 0.0
     elif args.mode == "vector":
@@ -78,7 +79,7 @@ def main() -> None:
     rows = {name: Row(name) for name, _ in configs}
     peer = Row("semble") if not args.no_semble else None
     info: dict[str, dict] = {}
-    embedder = LocalEmbedder()
+    embedder = make_backend("local", settings)  # the settings' runtime and precision (AMANMCP_EMBEDDINGS_*)
     if peer is not None:
         python = semble_row.ensure_venv(CACHE)
         model_dir = packaged_model_dir(fetch=True)

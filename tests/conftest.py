@@ -201,6 +201,13 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
 
 
+def default_local_model() -> str:
+    """The default local model's name in the index identity here: `+int8` on the CPU ONNX path."""
+    from amanmcp.embed.local import LocalEmbedder
+
+    return LocalEmbedder().identity.model
+
+
 @pytest.fixture(scope="session")
 def embedder():
     from amanmcp.embed.local import LocalEmbedder

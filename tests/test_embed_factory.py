@@ -16,6 +16,7 @@ from amanmcp.embed.http import clear_probe_cache
 from amanmcp.embed.static import HashedEmbedder
 from amanmcp.indexer import Indexer
 from amanmcp.search import Searcher
+from conftest import default_local_model
 from embed_helpers import RunningServer, amanmcp_command, closed_port_url, embed_server
 
 NO_LOCAL = "no-such-org/no-such-model"  # a hub name that is not downloaded: local is unavailable
@@ -46,7 +47,7 @@ def dead_servers() -> dict[str, str]:
 def test_auto_prefers_the_in_process_model(project: Path) -> None:
     selection = select_embedder(configure(project, dead_servers()), apple_silicon=False)
     assert (selection.requested, selection.backend, selection.fallback) == ("auto", "local", False)
-    assert selection.embedder.identity.model == "all-MiniLM-L6-v2"
+    assert selection.embedder.identity.model == default_local_model()
     assert [(a.backend, a.ok) for a in selection.attempts] == [("mlx", False), ("local", True)]
     assert selection.attempts[0].detail == "not Apple Silicon"
 

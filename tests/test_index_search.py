@@ -14,6 +14,7 @@ from amanmcp.embed.local import LocalEmbedder
 from amanmcp.indexer import Indexer, IndexEvent
 from amanmcp.search import NoIndexError, Searcher, SearchError
 from amanmcp.store import IndexLayout, IndexStore
+from conftest import default_local_model
 
 
 def build(project: Path, settings: Settings, embedder, force: bool = False, events=None):
@@ -41,7 +42,7 @@ def test_index_report_and_events(project: Path, settings: Settings, embedder: Lo
     embed_events = [e for e in events if e.stage == "embed"]
     assert embed_events[-1].done == embed_events[-1].total == report.chunks_embedded == report.chunks_total
     store = IndexStore(IndexLayout(project).current(), readonly=True)
-    assert store.get_meta("embedder")["model"] == "all-MiniLM-L6-v2"
+    assert store.get_meta("embedder")["model"] == embedder.identity.model
     assert store.counts()["vectors"] == report.chunks_total
     store.close()
 
@@ -68,7 +69,7 @@ def test_finds_right_file_in_top3(indexed: Searcher, query: str, expected: str) 
 def test_result_shape_and_line_numbers(indexed: Searcher, project: Path) -> None:
     response = indexed.search("retry_with_backoff", limit=5)
     assert response.search_quality.mode == "hybrid" and not response.search_quality.degraded
-    assert response.search_quality.model == "all-MiniLM-L6-v2"
+    assert response.search_quality.model == default_local_model()
     hit = response.results[0]
     assert (hit.path, hit.symbol, hit.symbol_type, hit.language, hit.content_type) == (
         "src/payments/retry.py", "retry_with_backoff", "function", "python", "code",
@@ -243,3 +244,22 @@ def test_identifier_query_puts_the_definition_first(indexed: Searcher) -> None:
     assert (hit.symbol, hit.symbol_type) == ("Invoice", "class")
     hit = indexed.search("how does ListenAndServe start", limit=3).results[0]
     assert hit.symbol == "Server.ListenAndServe"
+
+
+def test_unfiltered_bm25_skips_the_join_and_ranks_the_same(indexed: Searcher) -> None:
+    """Without filters BM25 reads the FTS table alone (the join read every match's row first)."""
+    from amanmcp.store.db import Filters
+    from amanmcp.tokens import query_words
+
+    store = indexed.store()
+    for query in ("retry payment invoice", "def return self", "email address validate"):
+        words = query_words(query)
+        match = " OR ".join(f'"{w}"' for w in words)
+        joined = [r[0] for r in store.conn.execute(
+            "SELECT c.id FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH ? "
+            "ORDER BY bm25(chunks_fts, 4.0, 1.0), c.id LIMIT 50", (match,))]
+        got = store.bm25(words, 50, Filters())
+        assert got and sorted(got) == sorted(joined)
+        scores = dict(store.conn.execute(
+            "SELECT rowid, bm25(chunks_fts, 4.0, 1.0) FROM chunks_fts WHERE chunks_fts MATCH ?", (match,)))
+        assert [scores[i] for i in got] == sorted(scores[i] for i in got)  # best (lowest) first

@@ -23,6 +23,7 @@ from mcp.client.stdio import StdioServerParameters
 
 from amanmcp.config import Settings
 from amanmcp.indexer import Indexer
+from conftest import default_local_model
 
 AMANMCP = shutil.which("amanmcp") or str(Path(sys.executable).parent / "amanmcp")
 TOOLS = {"search", "search_code", "search_docs", "index_status", "graph_query", "expand_context"}
@@ -109,7 +110,7 @@ def test_tools_schemas_results_and_errors(project: Path) -> None:
 
             status = await watching(client)  # no index at start: built in the background
             assert status["indexed"] and status["complete"] and status["files"] == 8
-            assert status["embedder"] == "local:all-MiniLM-L6-v2 (384d)" and status["embedder_matches"]
+            assert status["embedder"] == f"local:{default_local_model()} (384d)" and status["embedder_matches"]
             assert status["embedder_fallback"] is False and status["size_bytes"] > 0 and status["last_indexed"]
 
             found = await call(client, "search", query="retry_with_backoff", limit=3)

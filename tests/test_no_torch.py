@@ -30,6 +30,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from amanmcp.config import load_config
+from conftest import default_local_model
 
 BLOCKED = ("torch", "sentence_transformers", "transformers")
 QUERIES = ("retry with backoff", "parse the configuration file", "database is locked", "HTTPAdapter")
@@ -181,7 +182,7 @@ def test_index_search_serve_never_import_torch(project: Path, tmp_path: Path, mo
     assert (first["mode"], first["degraded"], first["backend"]) == ("hybrid", False, "local")
 
     status, served = anyio.run(serve_answers, blocked, blocked_root)
-    assert status["embedder"] == "local:all-MiniLM-L6-v2 (384d)" and status["embedder_matches"]
+    assert status["embedder"] == f"local:{default_local_model()} (384d)" and status["embedder_matches"]
     assert status["embedder_fallback"] is False
     assert_same(served, expected)  # the MCP tool answers as the CLI does
 

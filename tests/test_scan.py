@@ -29,6 +29,16 @@ def test_nested_gitignore_and_negation(tmp_path: Path) -> None:
     assert paths == {"pkg/keep.tmp", "notes.md"}
 
 
+def test_translation_catalogues_are_left_out_unless_asked_for(tmp_path: Path) -> None:
+    (tmp_path / "locale" / "fr" / "LC_MESSAGES").mkdir(parents=True)
+    (tmp_path / "locale" / "fr" / "LC_MESSAGES" / "app.po").write_text('msgid "Save"\nmsgstr "Enregistrer"\n')
+    (tmp_path / "locale" / "app.pot").write_text('msgid "Save"\nmsgstr ""\n')
+    (tmp_path / "views.py").write_text("def save():\n    return _('Save')\n")
+    assert [f.path for f in Scanner(tmp_path).scan().files] == ["views.py"]
+    paths = {f.path for f in Scanner(tmp_path, exclude=["!*.po"]).scan().files}
+    assert paths == {"views.py", "locale/fr/LC_MESSAGES/app.po"}
+
+
 def test_size_limit(tmp_path: Path) -> None:
     (tmp_path / "big.py").write_text("x = 1\n" * 1000)
     (tmp_path / "small.py").write_text("x = 1\n")

@@ -20,7 +20,7 @@ from amanmcp.status import index_status
 from amanmcp.store import IndexLayout, load_meta
 from amanmcp.store.layout import IndexLockedError
 from amanmcp.watch import LiveIndex
-from conftest import wait_for
+from conftest import default_local_model, wait_for
 
 BULK = 300  # one-line files, one chunk each: with the fixture, two embedding groups
 
@@ -191,7 +191,7 @@ def test_fallback_embedder_never_replaces_the_index(project: Path, settings: Set
     progress = index.progress()
     assert progress.state == "error" and "fallback" in (progress.last_error or "")
     assert IndexLayout(project).current() == before
-    assert index_status(project, settings).embedder == "local:all-MiniLM-L6-v2 (384d)"
+    assert index_status(project, settings).embedder == f"local:{default_local_model()} (384d)"
 
 
 def test_a_branch_switch_converges_with_no_result_pointing_at_a_missing_file(

@@ -34,6 +34,10 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
     "*.min.js", "*.min.css", "*.map", "*.lock", "package-lock.json", "yarn.lock", "pnpm-lock.yaml",
     "poetry.lock", "Cargo.lock", "go.sum", "uv.lock", "composer.lock", "Gemfile.lock", "*.pyc",
     ".gitignore", ".gitattributes", ".DS_Store",
+    # gettext catalogues: every message once per language, data rather than code. In an
+    # internationalised project they were 45% of the chunks (60% of the text), slowing the
+    # index and crowding results. `index.exclude: ["!*.po"]` brings them back.
+    "*.po", "*.pot",
 )
 SECRET_PATTERNS: tuple[str, ...] = (
     ".env", ".env.*", "*.env", "*.pem", "*.key", "*.p12", "*.pfx", "*.keystore", "*.jks",

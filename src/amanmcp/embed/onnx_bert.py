@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import threading
@@ -150,14 +151,23 @@ def ensure_onnx_model(model_dir: Path, name: str, quantize: bool = False) -> Pat
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        _atomic_save(
-            lambda tmp: quantize_dynamic(
-                str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # contrib ops have no inferred types
-            ),
-            target,
-        )
+        logging.getLogger().addFilter(_quiet_quantizer)  # it advises pre-processing on the root logger
+        try:
+            _atomic_save(
+                lambda tmp: quantize_dynamic(
+                    str(fp32), str(tmp), weight_type=QuantType.QInt8, per_channel=True,
+                    extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},  # contrib ops have no inferred types
+                ),
+                target,
+            )
+        finally:
+            logging.getLogger().removeFilter(_quiet_quantizer)
     return target
+
+
+def _quiet_quantizer(record: logging.LogRecord) -> bool:
+    """Drop onnxruntime's advice to pre-process the model: the graph is ours and already fused."""
+    return not record.getMessage().startswith("Please consider to run pre-processing")
 
 
 def _atomic_save(write: Any, target: Path) -> None:
