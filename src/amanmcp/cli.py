@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -20,6 +20,9 @@ from rich.text import Text
 
 from amanmcp.config import LoadedConfig, find_project_root, load_config
 from amanmcp.errors import AmanError, UsageError
+
+if TYPE_CHECKING:
+    from amanmcp.graph.service import GraphService
 
 app = typer.Typer(
     help="Local-first code search: index a project, then search it by meaning and by name.",
@@ -211,6 +214,26 @@ def search(
     out.print(f"[dim]{quality.mode} · {len(response.results)} results · {response.took_ms:.1f} ms[/dim]")
 
 
+def _graph_answer(path: Path, format_: str, ask: Callable[[GraphService], Any]) -> Any | None:
+    """One graph question: printed as JSON (then None), or returned for a table with its warnings shown."""
+    from amanmcp.graph.service import GraphService
+
+    if format_ not in ("text", "json"):
+        raise UsageProblem(f"--format must be text or json, not {format_!r}")
+    root, _ = _project(path)
+    service = GraphService(root)
+    try:
+        answer = ask(service)
+    finally:
+        service.close()
+    if format_ == "json":
+        print(answer.model_dump_json(indent=2))
+        return None
+    for warning in answer.warnings:
+        err.print(f"[yellow]{escape(warning)}[/yellow]")
+    return answer
+
+
 @app.command()
 @friendly_errors
 def graph(
@@ -225,21 +248,10 @@ def graph(
     format_: Annotated[str, typer.Option("--format", "-f", help="text|json")] = "text",
 ) -> None:
     """Code graph: references, callers, callees, explain a symbol, impact of a change (same JSON as MCP)."""
-    from amanmcp.graph.service import GraphService
-
-    if format_ not in ("text", "json"):
-        raise UsageProblem(f"--format must be text or json, not {format_!r}")
-    root, _ = _project(path)
-    service = GraphService(root)
-    try:
-        answer = service.query(query, mode, subject_type, max_depth, max_nodes, max_tokens)
-    finally:
-        service.close()
-    if format_ == "json":
-        print(answer.model_dump_json(indent=2))
+    answer = _graph_answer(path, format_, lambda s: s.query(query, mode, subject_type, max_depth, max_nodes,
+                                                            max_tokens))
+    if answer is None:
         return
-    for warning in answer.warnings:
-        err.print(f"[yellow]{escape(warning)}[/yellow]")
     if answer.resolution != "resolved":
         table = Table(title=f"{answer.resolution}: {escape(query)}", title_justify="left")
         for column in ("symbol", "kind", "path", "line"):
@@ -277,21 +289,9 @@ def context(
     format_: Annotated[str, typer.Option("--format", "-f", help="text|json")] = "text",
 ) -> None:
     """A context pack around a seed: its code, callees, callers, tests, docs and config, to a token budget."""
-    from amanmcp.graph.service import GraphService
-
-    if format_ not in ("text", "json"):
-        raise UsageProblem(f"--format must be text or json, not {format_!r}")
-    root, _ = _project(path)
-    service = GraphService(root)
-    try:
-        answer = service.context(seed, seed_type, max_tokens)
-    finally:
-        service.close()
-    if format_ == "json":
-        print(answer.model_dump_json(indent=2))
+    answer = _graph_answer(path, format_, lambda s: s.context(seed, seed_type, max_tokens))
+    if answer is None:
         return
-    for warning in answer.warnings:
-        err.print(f"[yellow]{escape(warning)}[/yellow]")
     if answer.resolution != "resolved":
         for c in answer.candidates:
             out.print(f"  {c.symbol} ({c.kind}) {c.path}:{c.start_line}", markup=False)
