@@ -96,7 +96,7 @@ def inspector(npm_bin: Path, root: Path, *args: str) -> dict[str, Any]:
 def test_mcp_inspector_cli(npm_bin: Path, indexed: Path) -> None:
     listed = inspector(npm_bin, indexed, "--method", "tools/list")
     tools = {t["name"]: t for t in listed["tools"]}
-    assert set(tools) == {"search", "search_code", "search_docs", "index_status"}
+    assert set(tools) == {"search", "search_code", "search_docs", "index_status", "graph_query", "expand_context"}
     for tool in tools.values():
         assert tool["description"] and tool["inputSchema"]["type"] == "object" and tool["outputSchema"]
     assert "grep" in tools["search"]["description"]
@@ -122,6 +122,14 @@ def test_mcp_inspector_cli(npm_bin: Path, indexed: Path) -> None:
         assert structured["results"] and not text.startswith("{")  # a readable rendering, not the JSON again
         first = structured["results"][0]
         assert f"[1] {first['path']}:{first['start_line']}-{first['end_line']}" in text
+    for name, arguments in {"graph_query": ["query=retry_with_backoff", "mode=find_references"],
+                            "expand_context": ["seed=retry_with_backoff", "max_tokens=1000"]}.items():
+        args = ["--method", "tools/call", "--tool-name", name]
+        for argument in arguments:
+            args += ["--tool-arg", argument]
+        result = inspector(npm_bin, indexed, *args)
+        assert result.get("isError") is False, (name, result)
+        assert result["structuredContent"]["resolution"] == "resolved", (name, result)
     code = inspector(npm_bin, indexed, "--method", "tools/call", "--tool-name", "search_code",
                      "--tool-arg", "query=ListenAndServe", "--tool-arg", "language=go")
     assert code["structuredContent"]["results"][0]["path"] == "server/main.go"
