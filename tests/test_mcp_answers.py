@@ -245,7 +245,7 @@ def test_guidance_schemas_capabilities_and_version(project: Path, settings: Sett
             jsonschema.validate(structured, tools["search"].output_schema)
             assert set(structured["results"][0]) == {
                 "path", "start_line", "end_line", "symbol", "symbol_type", "language", "content_type", "score",
-                "content", "stale", "truncated_lines"}
+                "content", "stale", "repo", "truncated_lines"}
             with pytest.raises(Exception, match=r"[Mm]ethod not found"):
                 await client.list_prompts()
 

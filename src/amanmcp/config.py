@@ -61,6 +61,11 @@ class SearchSettings(_Section):
         return self
 
 
+class StoreSettings(_Section):
+    # None: the project's own SQLite index in <root>/.amanmcp; postgresql://...: a shared team store
+    url: str | None = None
+
+
 class IndexSettings(_Section):
     max_file_size: int = Field(2 * 1024 * 1024, ge=1)
     exclude: list[str] = []
@@ -162,6 +167,7 @@ class Settings(_Section):
     openai: OpenAISettings = OpenAISettings()
     static: StaticSettings = StaticSettings()
     reranker: RerankerSettings = RerankerSettings()
+    store: StoreSettings = StoreSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
 
 
@@ -188,6 +194,7 @@ ENV_KEYS: dict[str, str] = {
     "AMANMCP_RERANKER_MODEL": "reranker.model",
     "AMANMCP_RERANKER_API_KEY": "reranker.api_key",
     "AMANMCP_LOG_LEVEL": "log_level",
+    "AMANMCP_STORE_URL": "store.url",
 }
 SECRET_KEYS = {f"{name}.api_key" for name, field in Settings.model_fields.items()  # every section's api_key
                if "api_key" in getattr(field.annotation, "model_fields", {})}
