@@ -152,7 +152,7 @@ def test_repositories_alone_and_together(tmp_path: Path, embedder, pg_url: str) 
     assert {r.repo for r in both.results} == {"alpha", "beta"}
     every = make_searcher(roots["alpha"], settings, embedder, all_repos=True).search("drain_message_queue")
     assert {r.repo for r in every.results[:2]} == {"beta", "gamma"}
-    with pytest.raises(NoIndexError, match=r"delta.*alpha, beta, gamma"):
+    with pytest.raises(SearchError, match=r"delta.*alpha, beta, gamma"):
         make_searcher(roots["alpha"], settings, embedder, repos=["delta"]).search("queue")
 
     result = CliRunner().invoke(app, ["search", "drain queue", "--path", str(roots["beta"]), "--store", pg_url,
@@ -174,6 +174,7 @@ def test_other_embedder_repo_is_bm25_only(tmp_path: Path, embedder, pg_url: str)
     assert "theirs" in quality.reason
     found = [r for r in answer.results if r.repo == "theirs"]
     assert [(r.path, r.explain.bm25_rank, r.explain.vector_rank) for r in found] == [("lib/queue.py", 1, None)]
+
 
 
 def test_sqlite_refuses_repo_options(project: Path, settings: Settings, embedder) -> None:
@@ -200,9 +201,57 @@ def test_clear_errors_and_nothing_written(project: Path, settings: Settings, emb
     assert rows(pg_url, "SELECT to_regclass('amanmcp_schema')") == [(None,)]
 
     pg = on_store(settings, pg_url)
+    with pytest.raises(NoIndexError, match="no repositories yet"):  # an empty store: index first
+        make_searcher(project, pg, embedder).search("retry")
     make_indexer(project, pg, embedder).run()
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("UPDATE amanmcp_schema SET version = %s", (STORE_SCHEMA + 1,))
     with pytest.raises(AmanError, match=r"newer amanmcp.*upgrade"):
         make_indexer(project, pg, embedder).run(force=True)
     assert rows(pg_url, "SELECT count(*) FROM generations")[0][0] == 1
+
+
+def test_both_stores_fill_the_seam() -> None:
+    import inspect
+
+    from amanmcp.store import IndexStore
+    from amanmcp.store.base import Store
+
+    wanted = [n for n, v in vars(Store).items() if inspect.isfunction(v) and not n.startswith("_")]
+    assert len(wanted) > 10
+    for impl in (IndexStore, PgStore):
+        for name in wanted:
+            params = list(inspect.signature(getattr(Store, name)).parameters)
+            assert list(inspect.signature(getattr(impl, name)).parameters) == params, (impl.__name__, name)
+
+
+def test_mcp_search_repos_and_index_status(tmp_path: Path, embedder, pg_url: str) -> None:
+    import anyio
+
+    from test_mcp_server import call, connect
+
+    shop, other = write_project(tmp_path / "shop"), write_project(tmp_path / "other", OTHER)
+    (shop / ".amanmcp.yaml").write_text(f"store:\n  url: '{pg_url}'\n")
+    settings = load_config(shop, env={}).settings
+    for root in (shop, other):
+        make_indexer(root, settings, embedder).run()
+    from amanmcp.status import index_status
+
+    status = index_status(shop, settings)
+    assert status.indexed and status.vector_index == "pgvector" and status.chunks > 0
+    assert [(r.name, r.embedder_matches) for r in status.repos or []] == [("other", True), ("shop", True)]
+
+    async def scenario() -> None:
+        async with connect(shop) as client:
+            mine = await call(client, "search", query="drain message queue", limit=5)
+            assert {r["repo"] for r in mine["results"]} == {"shop"}
+            both = await call(client, "search", query="drain message queue", limit=5, repos=["shop", "other"])
+            assert (both["results"][0]["repo"], both["results"][0]["path"]) == ("other", "lib/queue.py")
+            every = await call(client, "search", query="drain message queue", limit=5, repos=["*"])
+            assert every["results"][0]["repo"] == "other"
+            listed = await call(client, "index_status")
+            assert [r["name"] for r in listed["repos"]] == ["other", "shop"]
+            bad = await client.call_tool("search", {"query": "queue", "repos": ["nowhere"]})
+            assert bad.is_error and "nowhere" in bad.content[0].text  # type: ignore[union-attr]
+
+    anyio.run(scenario)

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,17 @@ from amanmcp.models import Chunk
 from amanmcp.ranking import Candidate, RankingOptions
 from amanmcp.ranking.features import features
 from amanmcp.scan import Scanner
-from amanmcp.search import FILE_DEPTH, NoIndexError, Searcher, SearchError, SearchQuality, SearchResult, changed_files
+from amanmcp.search import (
+    FILE_DEPTH,
+    NoIndexError,
+    Searcher,
+    SearchError,
+    SearchQuality,
+    SearchResponse,
+    SearchResult,
+    changed_files,
+    preview,
+)
 from amanmcp.store.db import SCHEMA_VERSION, FileRecord, Filters
 from amanmcp.store.meta import IndexMeta
 from amanmcp.store.pg import PgDatabase, PgStore, PgVectors, describe, is_store_url, valid_repo
@@ -191,6 +202,19 @@ class PgSearcher(Searcher):
         self._pg: PgStore | None = None
         self._roots: dict[str, str] = {}
 
+    def search(self, query: str, *, repos: list[str] | None = None, **kwargs: Any) -> SearchResponse:  # type: ignore[override]
+        """`repos`: these repositories for this search only (`["*"]`: every one)."""
+        if repos is None:
+            return super().search(query, **kwargs)
+        if not isinstance(repos, list) or not all(isinstance(r, str) for r in repos):
+            raise SearchError(f"repos must be a list of repository names, not {preview(repos)}")
+        saved = self.repos
+        self.repos = None if "*" in repos else [valid_repo(r) for r in repos]
+        try:
+            return super().search(query, **kwargs)
+        finally:
+            self.repos = saved
+
     def _close_store(self) -> None:
         if self._pg is not None:
             self._pg.close()
@@ -203,11 +227,12 @@ class PgSearcher(Searcher):
         self._roots = {name: root for name, (root, _) in live.items()}
         wanted = list(live) if self.repos is None else self.repos
         unknown = [r for r in wanted if r not in live]
-        if unknown or not wanted:
+        if unknown or not wanted:  # a name the store does not hold is a wrong request; an empty store is not
+            error = SearchError if unknown and live else NoIndexError
             held = ", ".join(live) or "no repositories yet"
-            raise NoIndexError(f"repository {', '.join(unknown) or '(any)'} is not in the store at "
-                               f"{describe(self.db.url)} (it holds: {held}): run `amanmcp index --repo NAME` "
-                               "with this store on the project first")
+            raise error(f"repository {', '.join(unknown) or '(any)'} is not in the store at "
+                        f"{describe(self.db.url)} (it holds: {held}): run `amanmcp index --repo NAME` "
+                        "with this store on the project first")
         self._pg.view({gen: name for name in wanted if (gen := live[name][1]) is not None})
         return self._pg
 

@@ -205,6 +205,22 @@ class PgDatabase:
         with self.reader() as conn:
             return {n: (r, g) for n, r, g in conn.execute("SELECT name, root, generation FROM repos ORDER BY name")}
 
+    def summaries(self) -> list[dict[str, Any]]:
+        """Each repository with its counts, embedder and last indexing time (one query)."""
+        with self.reader() as conn:
+            rows = conn.execute(
+                "SELECT r.name, r.root, r.generation, "
+                "(SELECT count(*) FROM files f WHERE f.generation = r.generation), "
+                "(SELECT count(*) FROM chunks c WHERE c.generation = r.generation), "
+                "(SELECT count(embedding) FROM chunks c WHERE c.generation = r.generation), "
+                "(SELECT value FROM meta m WHERE m.generation = r.generation AND m.key = 'embedder'), "
+                "(SELECT value FROM meta m WHERE m.generation = r.generation AND m.key = 'last_indexed'), "
+                "(SELECT coalesce(jsonb_object_agg(language, n), '{}') FROM (SELECT language, count(*) AS n "
+                "  FROM files f WHERE f.generation = r.generation GROUP BY language) l) "
+                "FROM repos r ORDER BY r.name").fetchall()
+        keys = ("name", "root", "generation", "files", "chunks", "vectors", "embedder", "last_indexed", "languages")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
     @contextmanager
     def reader(self) -> Iterator[psycopg.Connection]:
         conn = self.connect(autocommit=True)
@@ -361,13 +377,12 @@ class PgStore:
                          chunk.language, chunk.content_type, chunk.content, symbol_name(chunk.symbol), digest, traits,
                          tsvector_text(name_words, body_words), len(name_words) + len(body_words),
                          None if vector is None else len(vector), vector))
-        with self.conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO chunks(generation, path, start_line, end_line, symbol, symbol_type, language, "
-                "content_type, content, name, digest, traits, words, length, dims, embedding) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::tsvector, %s, %s, %s)",
-                rows,
-            )
+        with self.conn.cursor() as cur, cur.copy(  # COPY: several times faster than one INSERT per chunk
+            "COPY chunks(generation, path, start_line, end_line, symbol, symbol_type, language, content_type, "
+            "content, name, digest, traits, words, length, dims, embedding) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def finish(self, dims: int) -> None:
         """What a commit derives: per-file centroids (the file-level vector signal) and BM25's corpus stats."""
