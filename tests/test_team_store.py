@@ -73,6 +73,10 @@ def test_same_results_as_sqlite(project: Path, settings: Settings, embedder, pg_
         assert top(a) == top(b), query
         assert b.search_quality.mode == a.search_quality.mode == "hybrid"
         assert {r.repo for r in b.results} == {"shop"} and {r.repo for r in a.results} == {None}
+    approximate = settings.model_copy(update={"index": settings.index.model_copy(update={"exact_search_max": 0})})
+    hnsw = make_searcher(project, on_store(approximate, pg_url), embedder)  # pgvector's HNSW index answers
+    for query in QUERIES:
+        assert top(hnsw.search(query), 3) == top(local.search(query), 3), query
     filtered = shared.search("retry", language="python", scope=["src"])
     assert top(filtered) == top(local.search("retry", language="python", scope=["src"]))
     assert rows(pg_url, "SELECT version FROM amanmcp_schema") == [(STORE_SCHEMA,)]
@@ -255,3 +259,10 @@ def test_mcp_search_repos_and_index_status(tmp_path: Path, embedder, pg_url: str
             assert bad.is_error and "nowhere" in bad.content[0].text  # type: ignore[union-attr]
 
     anyio.run(scenario)
+
+
+def test_config_show_hides_the_store_password(tmp_path: Path) -> None:
+    loaded = load_config(tmp_path, env={"AMANMCP_STORE_URL": "postgresql://team:s3cret@db:5432/code"})
+    assert loaded.settings.store.url == "postgresql://team:s3cret@db:5432/code"
+    shown = {key: (value, source) for key, value, source in loaded.items()}
+    assert shown["store.url"] == ("postgresql://team:***@db:5432/code", "AMANMCP_STORE_URL")

@@ -7,6 +7,7 @@ invalid value is reported with its key and the file (or variable) that set it.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -304,6 +305,8 @@ class LoadedConfig(BaseModel):
         for key, value in _flatten(self.settings.model_dump()).items():
             if key in SECRET_KEYS and value:
                 value = "***"
+            elif key == "store.url" and isinstance(value, str):  # its password, if it holds one
+                value = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value)
             rows.append((key, value, self.sources.get(key, "default")))
         return rows
 
