@@ -80,6 +80,10 @@ def test_same_results_as_sqlite(project: Path, settings: Settings, embedder, pg_
     filtered = shared.search("retry", language="python", scope=["src"])
     assert top(filtered) == top(local.search("retry", language="python", scope=["src"]))
     assert rows(pg_url, "SELECT version FROM amanmcp_schema") == [(STORE_SCHEMA,)]
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # the server drops the searcher's connection
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    assert top(shared.search(QUERIES[0])) == top(local.search(QUERIES[0]))  # it reconnects
 
 
 def test_incremental_and_atomic_rebuild(project: Path, settings: Settings, embedder, pg_url: str,
@@ -188,6 +192,8 @@ def test_sqlite_refuses_repo_options(project: Path, settings: Settings, embedder
 
 def test_clear_errors_and_nothing_written(project: Path, settings: Settings, embedder, pg_server: str,
                                           pg_url: str) -> None:
+    with pytest.raises(UsageError, match="not a PostgreSQL URL"):  # never silently the project's own index
+        make_searcher(project, on_store(settings, "mysql://db/code"), embedder)
     with pytest.raises(UsageError, match="malformed"):
         make_indexer(project, on_store(settings, "postgresql://u:p@host:notaport/db"), embedder)
     with pytest.raises(AmanError, match="user and password"):

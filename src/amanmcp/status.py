@@ -12,7 +12,6 @@ from amanmcp.embed.base import EmbedderIdentity
 from amanmcp.embed.factory import Selection, select_embedder
 from amanmcp.search import changed_files
 from amanmcp.store import IndexLayout, IndexStore, read_meta
-from amanmcp.store.pg import is_store_url
 from amanmcp.store.vectors import HNSW
 
 
@@ -82,7 +81,7 @@ def index_status(root: Path, settings: Settings, selection: Selection | None = N
         fallback = selection.fallback
     except Exception as exc:  # status must work even when no embedder does
         current, current_label = None, f"unavailable: {exc}"
-    if is_store_url(settings.store.url):
+    if settings.store.url:
         return _store_status(root, settings, current, current_label, fallback)
     generation = IndexLayout(root).current()
     if generation is None:

@@ -36,7 +36,7 @@ from amanmcp.search import (
 )
 from amanmcp.store.db import SCHEMA_VERSION, FileRecord, Filters
 from amanmcp.store.meta import IndexMeta
-from amanmcp.store.pg import PgDatabase, PgStore, PgVectors, describe, is_store_url, valid_repo
+from amanmcp.store.pg import PgDatabase, PgStore, PgVectors, describe, valid_repo
 
 
 def repo_name(root: Path, repo: str | None) -> str:
@@ -48,7 +48,7 @@ def make_indexer(
     root: Path, settings: Settings, embedder: Embedder, on_event: Callable[[IndexEvent], None] | None = None,
     *, repo: str | None = None,
 ) -> Indexer:
-    if is_store_url(settings.store.url):
+    if settings.store.url:  # a URL that is not postgresql:// is refused there, never ignored
         return PgIndexer(root, settings, embedder, on_event, repo=repo_name(root, repo))
     return Indexer(root, settings, embedder, on_event)
 
@@ -57,7 +57,7 @@ def make_searcher(
     root: Path, settings: Settings, embedder: Embedder | None, *, repos: list[str] | None = None,
     all_repos: bool = False, ranking: RankingOptions | None = None,
 ) -> Searcher:
-    if is_store_url(settings.store.url):
+    if settings.store.url:
         wanted = None if all_repos else [valid_repo(r) for r in repos] if repos else [repo_name(root, None)]
         return PgSearcher(root, settings, embedder, repos=wanted, ranking=ranking)
     if repos or all_repos:
@@ -223,7 +223,12 @@ class PgSearcher(Searcher):
     def store(self) -> PgStore:  # type: ignore[override]
         if self._pg is None:
             self._pg = PgStore(self.db, {})
-        live = self._pg.live_generations()
+        try:
+            live = self._pg.live_generations()
+        except AmanError:  # the connection was lost (a server restart, an idle timeout): one fresh try
+            self._close_store()
+            self._pg = PgStore(self.db, {})
+            live = self._pg.live_generations()
         self._roots = {name: root for name, (root, _) in live.items()}
         wanted = list(live) if self.repos is None else self.repos
         unknown = [r for r in wanted if r not in live]

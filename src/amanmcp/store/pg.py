@@ -200,11 +200,6 @@ class PgDatabase:
 
     # -- repositories -----------------------------------------------------------------------------
 
-    def repos(self) -> dict[str, tuple[str, int | None]]:
-        """name -> (root, live generation or None)."""
-        with self.reader() as conn:
-            return {n: (r, g) for n, r, g in conn.execute("SELECT name, root, generation FROM repos ORDER BY name")}
-
     def summaries(self) -> list[dict[str, Any]]:
         """Each repository with its counts, embedder and last indexing time (one query)."""
         with self.reader() as conn:
@@ -244,7 +239,7 @@ class PgDatabase:
 
 
 def _connect_failure(where: str, detail: str) -> str:
-    first = detail.strip().splitlines()[-1] if detail.strip() else "no answer"
+    first = " ".join(line.strip() for line in detail.splitlines() if line.strip()) or "no answer"
     lowered = detail.lower()
     if "password authentication failed" in lowered or "no password supplied" in lowered or "role" in lowered:
         fix = "check the user and password in the URL (or PGPASSWORD / ~/.pgpass)"
@@ -311,10 +306,6 @@ class PgStore:
         self.conn.execute(sql, args)
 
     # -- meta -------------------------------------------------------------------------------------
-
-    def get_meta(self, key: str) -> Any:
-        rows = self._rows("SELECT value FROM meta WHERE generation = %s AND key = %s", (self.gens[0], key))
-        return rows[0][0] if rows else None
 
     def meta_items(self) -> dict[str, Any]:
         return dict(self._rows("SELECT key, value FROM meta WHERE generation = %s", (self.gens[0],)))
