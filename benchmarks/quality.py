@@ -1,14 +1,16 @@
 """Search quality on all bench corpora (3 pip, 4 vendored), with semble's row from the same run.
 
     python benchmarks/quality.py [--corpus NAME]... [--mode hybrid|bm25|vector] [--no-semble]
-                                 [--ablate] [--verbose] [--json]
+                                 [--ablate] [--verbose] [--json] [--store postgresql://...]
 
 Each corpus is indexed with the default in-process model and every graded query is run as the MCP
 `search` tool runs it with default arguments (filter all, 10 results); scoring is
 `amanmcp.evaluation` (the same as `amanmcp eval`): NDCG@10, MRR@10, recall@10.
 The semble row indexes the same folders with a static model that model2vec distils from our
 default model, in the benchmark's own venv (benchmarks/semble_row.py). `--ablate` adds one row per
-ranking signal, measured with that signal switched off.
+ranking signal, measured with that signal switched off. `--store URL` adds a row for the same
+corpora in a PostgreSQL team store (one repository each), embedded with the very vectors of the
+SQLite index (so the row measures the store, not the model).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from amanmcp.evaluation import EvalReport, evaluate, load_cases
 from amanmcp.indexer import Indexer
 from amanmcp.ranking import RankingOptions
 from amanmcp.search import Searcher
+from amanmcp.store import IndexLayout, IndexStore
+from amanmcp.team import make_indexer, make_searcher
 
 
 @dataclass
@@ -42,6 +46,32 @@ class Row:
 
     def mean(self) -> float:
         return sum(r.overall.ndcg for r in self.reports.values()) / max(len(self.reports), 1)
+
+
+class SeededEmbedder:
+    """The model, but answering documents it has vectors for from a SQLite index (same vectors, no re-embedding)."""
+
+    def __init__(self, inner: LocalEmbedder, root: Path) -> None:
+        from amanmcp.indexer import embed_text
+
+        self.inner = inner
+        self.identity = inner.identity
+        self.dimensions = inner.dimensions
+        store = IndexStore(IndexLayout(root).current(), readonly=True)  # type: ignore[arg-type]
+        try:
+            self.known = {embed_text(c): v for c, v in store.stored_vectors(store.file_states())}
+        finally:
+            store.close()
+
+    def embed_documents(self, texts: list[str]):
+        import numpy as np
+
+        if all(t in self.known for t in texts):
+            return np.stack([np.frombuffer(self.known[t], dtype=np.float32) for t in texts])
+        return self.inner.embed_documents(texts)
+
+    def embed_query(self, text: str):
+        return self.inner.embed_query(text)
 
 
 def _ablations() -> list[tuple[str, RankingOptions]]:
@@ -62,6 +92,7 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true", help="print each missed target of amanmcp's row")
     parser.add_argument("--reindex", action="store_true", help="rebuild every index (after a chunking change)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument("--store", help="also measure a PostgreSQL team store at this URL")
     args = parser.parse_args()
 
     settings = load_config().settings  # AMANMCP_* variables apply (AMANMCP_EMBEDDINGS_QUANTIZE=true: int8)
@@ -78,6 +109,10 @@ def main() -> None:
     configs = [("amanmcp", RankingOptions())] + (_ablations() if args.ablate else [])
     rows = {name: Row(name) for name, _ in configs}
     peer = Row("semble") if not args.no_semble else None
+    if args.store:
+        configs.append(("postgresql", RankingOptions()))
+        rows["postgresql"] = Row("postgresql")
+        store_settings = settings.model_copy(update={"store": settings.store.model_copy(update={"url": args.store})})
     info: dict[str, dict] = {}
     embedder = make_backend("local", settings)  # the settings' runtime and precision (AMANMCP_EMBEDDINGS_*)
     if peer is not None:
@@ -93,8 +128,16 @@ def main() -> None:
         report = Indexer(root, settings, embedder).run(force=args.reindex)
         info[corpus.name] = {"chunks": report.chunks_total, "index_s": round(time.perf_counter() - started, 1),
                              "queries": len(cases), "language": corpus.language}
+        if args.store:
+            seeded = SeededEmbedder(embedder, root)
+            started = time.perf_counter()
+            make_indexer(root, store_settings, seeded, repo=corpus.name).run(force=True)  # type: ignore[arg-type]
+            info[corpus.name]["store_index_s"] = round(time.perf_counter() - started, 1)
         for name, options in configs:
-            searcher = Searcher(root, settings, embedder, ranking=options)
+            if name == "postgresql":
+                searcher = make_searcher(root, store_settings, embedder, repos=[corpus.name])
+            else:
+                searcher = Searcher(root, settings, embedder, ranking=options)
             rows[name].reports[corpus.name] = evaluate(
                 lambda q, s=searcher: s.search(q, limit=10, filter="all").results, cases, corpus.root_name)
             searcher.close()
@@ -105,7 +148,9 @@ def main() -> None:
                 lambda _q, a=answers: [SimpleNamespace(**r) for r in next(a)], cases, corpus.root_name)
             info[corpus.name]["semble_index_s"] = round(answer["index_s"], 1)
         print(f"  {corpus.name}: {rows['amanmcp'].reports[corpus.name].overall.ndcg:.3f}"
-              + (f" (semble {peer.reports[corpus.name].overall.ndcg:.3f})" if peer else ""), file=sys.stderr)
+              + (f" (semble {peer.reports[corpus.name].overall.ndcg:.3f})" if peer else "")
+              + (f" (postgresql {rows['postgresql'].reports[corpus.name].overall.ndcg:.3f})" if args.store else ""),
+              file=sys.stderr)
 
     table = [rows["amanmcp"], *([peer] if peer else []), *(rows[n] for n, _ in configs[1:])]
     if args.json:

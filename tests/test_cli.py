@@ -45,11 +45,13 @@ def test_search_json_is_one_document(indexed_project: Path) -> None:
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert set(doc) == {"query", "results", "search_quality", "took_ms"}
-    assert set(doc["search_quality"]) == {"mode", "degraded", "reason", "backend", "model", "reranker"}
+    assert set(doc["search_quality"]) == {"mode", "degraded", "reason", "backend", "model", "reranker",
+                                           "bm25_only_repos"}
     assert doc["search_quality"]["reranker"] is None  # off by default, and said so
     contract = {"path", "start_line", "end_line", "symbol", "symbol_type", "language", "content_type", "score",
-                "content", "stale"}
+                "content", "stale", "repo"}
     assert all(set(r) == contract for r in doc["results"])  # every key always there, null when unknown
+    assert all(r["repo"] is None for r in doc["results"])  # a project's own index: no repositories
     first = doc["results"][0]
     assert (first["path"], first["symbol"], first["start_line"]) == ("src/payments/retry.py", "HTTPAdapter", 16)
     assert all(r["language"] == "python" and r["content_type"] == "code" for r in doc["results"])

@@ -245,7 +245,7 @@ def test_guidance_schemas_capabilities_and_version(project: Path, settings: Sett
             jsonschema.validate(structured, tools["search"].output_schema)
             assert set(structured["results"][0]) == {
                 "path", "start_line", "end_line", "symbol", "symbol_type", "language", "content_type", "score",
-                "content", "stale", "truncated_lines"}
+                "content", "stale", "repo", "truncated_lines"}
             with pytest.raises(Exception, match=r"[Mm]ethod not found"):
                 await client.list_prompts()
 
@@ -341,9 +341,10 @@ def test_every_bad_argument_is_a_plain_sentence(project: Path, settings: Setting
         "symbol_type": [5, "widget", ["function"], True],
         "scope": [5, [1, 2], {"a": 1}, "../", "/etc", ["src", "../x"], "no/such/folder", True],
         "max_tokens": ["x", 2.5, 0, 499, 200_001, True, [8000], {"n": 1}],
+        "repos": [5, "shop", [1], {"a": 1}, True, ["shop"]],  # the last: this project has no shared store
     }
     takes = {
-        "search": ("query", "limit", "filter", "language", "scope", "max_tokens"),
+        "search": ("query", "limit", "filter", "language", "scope", "max_tokens", "repos"),
         "search_code": ("query", "limit", "language", "symbol_type", "scope", "max_tokens"),
         "search_docs": ("query", "limit", "scope", "max_tokens"),
     }
@@ -381,7 +382,7 @@ def test_every_bad_argument_is_a_plain_sentence(project: Path, settings: Setting
 
     anyio.run(scenario)
     matrix = sum(len(bad_values[name]) for names in takes.values() for name in names)
-    assert checked == {"search": 48, "search_code": 44, "search_docs": 35, "index_status": 1, "grep": 1}, checked
+    assert checked == {"search": 54, "search_code": 44, "search_docs": 35, "index_status": 1, "grep": 1}, checked
     assert sum(checked.values()) == matrix + 3 + 3 + 2  # the matrix, an unknown argument each, scopes, names
 
 

@@ -97,6 +97,18 @@ def _project(path: Path) -> tuple[Path, LoadedConfig]:
     return root, loaded
 
 
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", help="A shared team store, postgresql://USER:PASSWORD@HOST:PORT/DB (default: store.url).")]
+
+
+def _with_store(loaded: LoadedConfig, store: str | None) -> LoadedConfig:
+    """`--store` beats store.url and AMANMCP_STORE_URL."""
+    if store is None:
+        return loaded
+    settings = loaded.settings.model_copy(update={"store": loaded.settings.store.model_copy(update={"url": store})})
+    return loaded.model_copy(update={"settings": settings})
+
+
 @app.command()
 @friendly_errors
 def index(
@@ -108,12 +120,17 @@ def index(
     allow_empty: Annotated[
         bool, typer.Option("--allow-empty", help="Let a rebuild that finds nothing to index replace a non-empty index.")
     ] = False,
+    store: StoreOpt = None,
+    repo: Annotated[str | None, typer.Option(
+        "--repo", help="Repository name in a shared store (default: the project folder's name).")] = None,
 ) -> None:
     """Index a project: scan, chunk, embed and store, with progress and a stage-timing table."""
     from amanmcp.embed.factory import select_embedder
-    from amanmcp.indexer import Indexer, IndexEvent
+    from amanmcp.indexer import IndexEvent
+    from amanmcp.team import make_indexer
 
     root, loaded = _project(path)
+    loaded = _with_store(loaded, store)
     selection = select_embedder(loaded.settings, backend)
     err.print(f"indexing [bold]{escape(str(root))}[/bold] with {escape(selection.backend)} "
               f"({escape(selection.reason)})")
@@ -132,7 +149,8 @@ def index(
         progress.update(tasks[event.stage], completed=event.done if event.total else 1, total=max(event.total, 1))
 
     with progress:
-        report = Indexer(root, loaded.settings, selection.embedder, on_event).run(force=force, allow_empty=allow_empty)
+        indexer = make_indexer(root, loaded.settings, selection.embedder, on_event, repo=repo)
+        report = indexer.run(force=force, allow_empty=allow_empty)
 
     table = Table(title=Text(f"Indexed {root}"), title_justify="left")
     table.add_column("stage")
@@ -177,16 +195,22 @@ def search(
     explain: Annotated[
         bool, typer.Option("--explain", "--debug", help="Show BM25 rank, vector rank and fused score.")
     ] = False,
+    store: StoreOpt = None,
+    repo: Annotated[list[str] | None, typer.Option(
+        "--repo", help="Search this repository of a shared store (repeatable; default: this project's).")] = None,
+    all_repos: Annotated[bool, typer.Option("--all-repos", help="Search every repository of a shared store.")] = False,
 ) -> None:
     """Search an indexed project (hybrid BM25 + vectors)."""
     from amanmcp.embed.factory import select_embedder
-    from amanmcp.search import Searcher
+    from amanmcp.team import make_searcher
 
     if format_ not in ("text", "json"):
         raise UsageProblem(f"--format must be text or json, not {format_!r}")
     root, loaded = _project(path)
+    loaded = _with_store(loaded, store)
     embedder = select_embedder(loaded.settings).embedder
-    response = Searcher(root, loaded.settings, embedder).search(
+    searcher = make_searcher(root, loaded.settings, embedder, repos=repo, all_repos=all_repos)
+    response = searcher.search(
         query, limit=limit, filter=type_, language=language, scope=scope, explain=explain
     )
     if format_ == "json":
@@ -202,7 +226,8 @@ def search(
     for i, r in enumerate(response.results, 1):
         name = f"  [cyan]{escape(r.symbol)}[/cyan] ({escape(r.symbol_type or '?')})" if r.symbol else ""
         stale = "  [yellow](changed on disk since indexed)[/yellow]" if r.stale else ""
-        out.print(f"[bold]{i:>2}. {escape(r.path)}:{r.start_line}-{r.end_line}[/bold]{name}  "
+        where = f"{r.repo}:" if r.repo else ""
+        out.print(f"[bold]{i:>2}. {escape(where + r.path)}:{r.start_line}-{r.end_line}[/bold]{name}  "
                   f"[dim]{r.score:.3f}[/dim]{stale}")
         if r.explain:
             e = r.explain

@@ -7,6 +7,7 @@ invalid value is reported with its key and the file (or variable) that set it.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,6 +62,11 @@ class SearchSettings(_Section):
                                "at least one must be above 0, or no search finds anything",
                                "bm25_weight", "vector_weight", "symbol_weight")
         return self
+
+
+class StoreSettings(_Section):
+    # None: the project's own SQLite index in <root>/.amanmcp; postgresql://...: a shared team store
+    url: str | None = None
 
 
 class IndexSettings(_Section):
@@ -165,6 +171,7 @@ class Settings(_Section):
     openai: OpenAISettings = OpenAISettings()
     static: StaticSettings = StaticSettings()
     reranker: RerankerSettings = RerankerSettings()
+    store: StoreSettings = StoreSettings()
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
 
 
@@ -191,6 +198,7 @@ ENV_KEYS: dict[str, str] = {
     "AMANMCP_RERANKER_MODEL": "reranker.model",
     "AMANMCP_RERANKER_API_KEY": "reranker.api_key",
     "AMANMCP_LOG_LEVEL": "log_level",
+    "AMANMCP_STORE_URL": "store.url",
 }
 SECRET_KEYS = {f"{name}.api_key" for name, field in Settings.model_fields.items()  # every section's api_key
                if "api_key" in getattr(field.annotation, "model_fields", {})}
@@ -300,6 +308,8 @@ class LoadedConfig(BaseModel):
         for key, value in _flatten(self.settings.model_dump()).items():
             if key in SECRET_KEYS and value:
                 value = "***"
+            elif key == "store.url" and isinstance(value, str):  # its password, if it holds one
+                value = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value)
             rows.append((key, value, self.sources.get(key, "default")))
         return rows
 

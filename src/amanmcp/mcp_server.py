@@ -48,8 +48,18 @@ from amanmcp.graph.context import SEED_TYPES, ContextAnswer
 from amanmcp.graph.query import MAX_DEPTH, MAX_NODES, MODES, SUBJECT_TYPES, GraphAnswer
 from amanmcp.graph.service import GraphService
 from amanmcp.mcp_resources import STATUS_URI, IndexFiles
-from amanmcp.search import FILTERS, SYMBOL_TYPES, NoIndexError, Searcher, SearchQuality, SearchResponse, preview
+from amanmcp.search import (
+    FILTERS,
+    SYMBOL_TYPES,
+    NoIndexError,
+    Searcher,
+    SearchError,
+    SearchQuality,
+    SearchResponse,
+    preview,
+)
 from amanmcp.status import IndexStatus, index_status
+from amanmcp.team import PgSearcher, make_searcher
 from amanmcp.watch import ServeIndex
 
 log = logging.getLogger(__name__)
@@ -124,6 +134,11 @@ SymbolType = Annotated[
     Field(description=f"Only chunks defining this kind of symbol: {', '.join(SYMBOL_TYPES)}.",
           json_schema_extra={"enum": [*SYMBOL_TYPES, None]}),
 ]
+Repos = Annotated[
+    list[str] | None,
+    Field(description="With a shared team store only: the repositories to search (index_status lists them); "
+                      "default: this project's. ['*'] searches every repository."),
+]
 # What each argument must be, for the sentence that answers a value the input schema rejects.
 EXPECTED = {
     "query": "text: words, a question, or an identifier",
@@ -132,6 +147,7 @@ EXPECTED = {
     "language": "a language name such as python (index_status lists this index's languages)",
     "symbol_type": f"one of {', '.join(SYMBOL_TYPES)}",
     "scope": "a path inside the project, or a list of them",
+    "repos": "a list of repository names of the shared store",
     "max_tokens": f"a whole number between {MIN_MAX_TOKENS} and {MAX_MAX_TOKENS:,}",
     "mode": f"one of {', '.join(MODES)}",
     "subject_type": f"one of {', '.join(SUBJECT_TYPES)}",
@@ -163,7 +179,7 @@ class SearchService:
             if self._searcher is not None:
                 self._searcher.close()
             self._config_version = self.live.config_version
-            self._searcher = Searcher(self.root, self.live.settings, self.live.selection.embedder)
+            self._searcher = make_searcher(self.root, self.live.settings, self.live.selection.embedder)
         return self._searcher
 
     def search(self, query: str, **kwargs: object) -> SearchResponse:
@@ -173,7 +189,11 @@ class SearchService:
         following = progress.role == "reader"
         try:
             with self._lock:
-                response = self._current_searcher().search(query, **kwargs)  # type: ignore[arg-type]
+                searcher = self._current_searcher()
+                if "repos" in kwargs and not isinstance(searcher, PgSearcher):
+                    raise SearchError("repos needs a shared team store: set store.url or AMANMCP_STORE_URL to a "
+                                      "postgresql:// URL (this project has its own index)")
+                response = searcher.search(query, **kwargs)  # type: ignore[arg-type]
         except NoIndexError:
             if following and (progress.writer_pid or not progress.last_error):
                 writer = f" (pid {progress.writer_pid})" if progress.writer_pid else ""
@@ -459,13 +479,16 @@ def build_server(service: SearchService, settings: Settings) -> MCPServer:
         language: Language = None,
         scope: Scope = None,
         max_tokens: MaxTokens = None,
+        repos: Repos = None,
     ) -> Annotated[CallToolResult, SearchAnswer]:
         """Search code and docs together, by meaning and by name: the best-matching chunks, each with its
         path, start_line-end_line, symbol and content. Use it when unsure whether the answer is in code or
         in docs; search_code and search_docs are sharper. Use grep instead for an exact string, a regular
         expression, or every occurrence of a literal: this returns the top chunks, not every match."""
         tokens = budget(max_tokens)
-        return answer(service.search(query, limit=limit, filter=filter, language=language, scope=scope), tokens)
+        extra = {} if repos is None else {"repos": repos}
+        return answer(service.search(query, limit=limit, filter=filter, language=language, scope=scope, **extra),
+                      tokens)
 
     @server.tool(annotations=READ_ONLY)
     def search_code(

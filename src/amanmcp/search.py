@@ -65,6 +65,7 @@ class SearchResult(BaseModel):
     score: float
     content: str
     stale: bool = False  # the file changed on disk (size or mtime) or is gone since it was indexed
+    repo: str | None = None  # the repository in a shared (PostgreSQL) store; null in a project's own index
     explain: Explain | None = None
 
 
@@ -75,6 +76,7 @@ class SearchQuality(BaseModel):
     backend: str
     model: str
     reranker: str | None = None  # the reranker that reordered the top results; null when none is configured
+    bm25_only_repos: list[str] | None = None  # searched repositories whose embedder differs from the query's
 
 
 class SearchResponse(BaseModel):
@@ -219,9 +221,13 @@ class Searcher:
         ranked = ranked[:limit]
         top = ranked[0].score if ranked and ranked[0].score > 0 else 1.0
         results = [_result(c, top, rerank_scores.get(c.id), explain) for c in ranked]
-        _mark_stale(self.root, store, results)
+        self._annotate(store, ranked, results)
         took = (time.perf_counter() - started) * 1000
         return SearchResponse(query=query, results=results, search_quality=quality, took_ms=round(took, 2))
+
+    def _annotate(self, store: IndexStore, ranked: list[Candidate], results: list[SearchResult]) -> None:
+        """What a result learns after ranking: here, whether its file changed since it was indexed."""
+        _mark_stale(self.root, store, results)
 
     @staticmethod
     def _gather(

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from amanmcp.config import Settings
+from amanmcp.embed.base import EmbedderIdentity
 from amanmcp.embed.factory import Selection, select_embedder
 from amanmcp.search import changed_files
 from amanmcp.store import IndexLayout, IndexStore, read_meta
@@ -34,6 +35,20 @@ class IndexProgress(BaseModel):
     last_error: str | None = None
 
 
+class RepoStatus(BaseModel):
+    """One repository of a shared team store."""
+
+    name: str
+    root: str  # where it was indexed from (on the machine that indexed it)
+    files: int
+    chunks: int
+    vectors: int
+    embedder: str | None
+    embedder_matches: bool  # built with the current embedder: its vectors take part in a search
+    last_indexed: float | None
+    languages: dict[str, int] = {}
+
+
 class IndexStatus(BaseModel):
     root: str
     indexed: bool
@@ -52,6 +67,8 @@ class IndexStatus(BaseModel):
     languages: dict[str, int] = {}
     skipped: dict[str, int] = {}
     indexing: IndexProgress | None = None
+    store: str = "sqlite"  # or the shared store's URL (without its password)
+    repos: list[RepoStatus] | None = None  # the shared store's repositories; null for a project's own index
 
 
 def index_status(root: Path, settings: Settings, selection: Selection | None = None) -> IndexStatus:
@@ -64,6 +81,8 @@ def index_status(root: Path, settings: Settings, selection: Selection | None = N
         fallback = selection.fallback
     except Exception as exc:  # status must work even when no embedder does
         current, current_label = None, f"unavailable: {exc}"
+    if settings.store.url:
+        return _store_status(root, settings, current, current_label, fallback)
     generation = IndexLayout(root).current()
     if generation is None:
         return IndexStatus(root=str(root), indexed=False, current_embedder=current_label, embedder_fallback=fallback)
@@ -92,3 +111,29 @@ def index_status(root: Path, settings: Settings, selection: Selection | None = N
         )
     finally:
         store.close()
+
+
+def _store_status(
+    root: Path, settings: Settings, current: EmbedderIdentity | None, current_label: str, fallback: bool
+) -> IndexStatus:
+    """A shared store: every repository, and this project's (by its folder name) as the index."""
+    from amanmcp.store.pg import PgDatabase, describe
+
+    assert settings.store.url is not None
+    repos = []
+    for row in PgDatabase(settings.store.url).summaries():
+        identity = EmbedderIdentity.from_dict(row["embedder"]) if isinstance(row["embedder"], dict) else None
+        repos.append(RepoStatus(
+            name=row["name"], root=row["root"], files=row["files"], chunks=row["chunks"], vectors=row["vectors"],
+            embedder=identity.label() if identity else None,
+            embedder_matches=identity is not None and identity == current,
+            last_indexed=row["last_indexed"], languages=row["languages"]))
+    mine = next((r for r in repos if r.name == root.resolve().name), None)
+    status = IndexStatus(root=str(root), indexed=mine is not None, current_embedder=current_label,
+                         embedder_fallback=fallback, store=describe(settings.store.url), repos=repos)
+    if mine is not None:
+        status = status.model_copy(update={
+            "files": mine.files, "chunks": mine.chunks, "vectors": mine.vectors, "vector_index": "pgvector",
+            "last_indexed": mine.last_indexed, "embedder": mine.embedder, "embedder_matches": mine.embedder_matches,
+            "languages": mine.languages})
+    return status

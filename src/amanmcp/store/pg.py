@@ -1,0 +1,549 @@
+"""A shared index on PostgreSQL + pgvector: many named repositories in one database.
+
+Each repository points at one generation (a number from a sequence); every row of files, chunks,
+meta and file centroids carries its generation, so a read names the generations it sees and a
+write never disturbs them. A run (full or incremental) is one transaction: a full rebuild writes a
+new generation, flips the repository to it and deletes the old one before it commits, so readers
+see the old index or the new one, never a mix, and a crash leaves the old one. psycopg and
+pgvector are imported only here and only when a `postgresql://` store is used (extra `team`).
+
+BM25 is computed in SQL with the formula of SQLite's FTS5 `bm25()` (k1 1.2, b 0.75, name column
+weight 4, IDF floored at 1e-6) over a `tsvector` holding the same code-aware words (`tokens.py`),
+folded and Porter-stemmed in Python as FTS5's `porter unicode61` tokenizer does. Differences:
+`tsvector` keeps at most 256 occurrences of a word per chunk (FTS5 counts them all), the Porter
+stemmer is the snowball one (not SQLite's C code; a few words stem differently), and diacritics
+are folded for every script, not only Latin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from amanmcp.errors import AmanError, UsageError
+from amanmcp.models import Chunk
+from amanmcp.store.db import FileRecord, Filters, fts_name, symbol_name
+from amanmcp.tokens import index_words
+
+if TYPE_CHECKING:
+    import psycopg
+
+STORE_SCHEMA = 1  # the tables below; bump with a migration in _MIGRATIONS
+MAX_OCCURRENCES = 256  # positions a tsvector keeps per word
+_LOCK = 0x616D616E  # advisory lock key for schema changes ("aman")
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+CREATE TABLE repos(name text PRIMARY KEY, root text NOT NULL, generation bigint, indexed_at timestamptz);
+CREATE TABLE generations(id bigserial PRIMARY KEY, repo text NOT NULL);
+CREATE TABLE meta(generation bigint NOT NULL, key text NOT NULL, value jsonb NOT NULL,
+    PRIMARY KEY(generation, key));
+CREATE TABLE files(generation bigint NOT NULL, path text NOT NULL, hash text NOT NULL,
+    mtime double precision NOT NULL, size bigint NOT NULL, language text NOT NULL, chunks integer NOT NULL,
+    redactions integer NOT NULL DEFAULT 0, PRIMARY KEY(generation, path));
+CREATE TABLE chunks(id bigserial PRIMARY KEY, generation bigint NOT NULL, path text NOT NULL,
+    start_line integer NOT NULL, end_line integer NOT NULL, symbol text, symbol_type text,
+    language text NOT NULL, content_type text NOT NULL, content text NOT NULL,
+    name text, digest text, traits bigint,
+    words tsvector NOT NULL,  -- name words weighted A, body words D: the two FTS5 columns
+    length integer NOT NULL,  -- words in name and body: BM25's document length
+    dims integer, embedding vector);
+CREATE INDEX chunks_path ON chunks(generation, path);
+CREATE INDEX chunks_name ON chunks(generation, name);
+CREATE INDEX chunks_words ON chunks USING gin(words);
+CREATE TABLE file_vectors(generation bigint NOT NULL, path text NOT NULL, centroid vector NOT NULL,
+    PRIMARY KEY(generation, path));
+""",
+}
+
+
+def is_store_url(url: str | None) -> bool:
+    return bool(url) and str(url).startswith(("postgresql://", "postgres://"))
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def _fold(word: str) -> str:
+    if word.isascii():
+        return word
+    return "".join(ch for ch in unicodedata.normalize("NFD", word) if not unicodedata.combining(ch))
+
+
+@functools.cache
+def _stemmer() -> Any:
+    import snowballstemmer
+
+    return snowballstemmer.stemmer("porter")
+
+
+@functools.lru_cache(maxsize=200_000)
+def lexeme(word: str) -> str:
+    """One word as FTS5's `porter unicode61` stores it: diacritics folded, ASCII words of 3-64 letters stemmed."""
+    word = _fold(word)
+    if 3 <= len(word) <= 64 and word.isascii() and word.isalpha():
+        return _stemmer().stemWord(word)
+    return word
+
+
+def tsvector_text(name_words: Sequence[str], body_words: Sequence[str]) -> str:
+    """A tsvector literal: each lexeme with one position per occurrence, name ones weighted A."""
+    counts: dict[str, list[int]] = {}
+    for column, words in ((0, name_words), (1, body_words)):
+        for word in words:
+            counts.setdefault(lexeme(word), [0, 0])[column] += 1
+    parts = []
+    for lex, (in_name, in_body) in counts.items():
+        in_name = min(in_name, MAX_OCCURRENCES)
+        in_body = min(in_body, MAX_OCCURRENCES - in_name)
+        positions = [f"{i}A" for i in range(1, in_name + 1)]
+        positions += [str(i) for i in range(in_name + 1, in_name + in_body + 1)]
+        quoted = lex.replace("\\", "\\\\").replace("'", "''")
+        parts.append(f"'{quoted}':{','.join(positions)}")
+    return " ".join(parts)
+
+
+def _where(filters: Filters) -> tuple[str, list[Any]]:
+    where, args = filters.sql()
+    return ("TRUE" if where == "1" else where.replace("?", "%s")), args
+
+
+class PgDatabase:
+    """A connection string checked, the schema created or migrated, and connections handed out."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._check_url()
+        conn = self.connect()
+        try:
+            self._prepare(conn)
+        finally:
+            conn.close()
+
+    def _check_url(self) -> None:
+        if not is_store_url(self.url):
+            raise UsageError(f"store URL {self.url!r} is not a PostgreSQL URL: use postgresql://USER:PASSWORD@HOST:PORT/"
+                             "DATABASE (store.url, AMANMCP_STORE_URL or --store)")
+        try:
+            parts = urlsplit(self.url)
+            parts.port  # noqa: B018 -- raises on a port that is not a number
+        except ValueError as exc:
+            raise UsageError(f"store URL {describe(self.url)} is malformed ({exc}): use "
+                             "postgresql://USER:PASSWORD@HOST:PORT/DATABASE") from None
+
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection:
+        try:
+            import psycopg
+            from pgvector.psycopg import register_vector
+        except ImportError:
+            raise AmanError("a postgresql:// store needs the `team` extra: pip install 'amanmcp[team]'") from None
+        try:
+            conn = psycopg.connect(self.url, autocommit=autocommit, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise AmanError(_connect_failure(describe(self.url), str(exc))) from None
+        except psycopg.ProgrammingError as exc:  # an unknown URL parameter
+            raise UsageError(f"store URL {describe(self.url)} is invalid: {exc}") from None
+        with contextlib.suppress(psycopg.ProgrammingError):  # no vector type yet: the schema step creates it
+            register_vector(conn)
+        return conn
+
+    def _prepare(self, conn: psycopg.Connection) -> None:
+        """Create or migrate the schema, under a lock, in one transaction; refuse a newer one before writing."""
+        import psycopg
+        from pgvector.psycopg import register_vector
+
+        where = describe(self.url)
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+                found = conn.execute("SELECT to_regclass('amanmcp_schema') IS NOT NULL").fetchone()
+                version = conn.execute("SELECT version FROM amanmcp_schema").fetchone()[0] if found[0] else 0
+                if version > STORE_SCHEMA:
+                    raise AmanError(f"the store at {where} has schema version {version}, written by a newer amanmcp "
+                                    f"(this one knows version {STORE_SCHEMA}): upgrade amanmcp "
+                                    "(pip install -U amanmcp); nothing was written")
+                if version == STORE_SCHEMA:
+                    return
+                if not conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'vector'").fetchone():
+                    if not conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'vector'").fetchone():
+                        raise AmanError(f"the PostgreSQL server at {where} has no pgvector extension: install pgvector "
+                                        "on the server (https://github.com/pgvector/pgvector) or use a server that "
+                                        "has it; nothing was written")
+                    conn.execute("CREATE EXTENSION vector")
+                if version == 0:
+                    conn.execute("CREATE TABLE amanmcp_schema(version integer NOT NULL)")
+                    conn.execute("INSERT INTO amanmcp_schema VALUES (0)")
+                for step in range(version + 1, STORE_SCHEMA + 1):
+                    conn.execute(_MIGRATIONS[step])
+                conn.execute("UPDATE amanmcp_schema SET version = %s", (STORE_SCHEMA,))
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise AmanError(f"the store at {where} refused to create amanmcp's tables ({exc}): connect as a role "
+                            "that may create tables and the vector extension (or have an admin run "
+                            "`CREATE EXTENSION vector` once); nothing was written") from None
+        except psycopg.Error as exc:
+            raise AmanError(f"the store at {where} could not be prepared: {exc}") from None
+        register_vector(conn)
+
+    # -- repositories -----------------------------------------------------------------------------
+
+    def summaries(self) -> list[dict[str, Any]]:
+        """Each repository with its counts, embedder and last indexing time (one query)."""
+        with self.reader() as conn:
+            rows = conn.execute(
+                "SELECT r.name, r.root, r.generation, "
+                "(SELECT count(*) FROM files f WHERE f.generation = r.generation), "
+                "(SELECT count(*) FROM chunks c WHERE c.generation = r.generation), "
+                "(SELECT count(embedding) FROM chunks c WHERE c.generation = r.generation), "
+                "(SELECT value FROM meta m WHERE m.generation = r.generation AND m.key = 'embedder'), "
+                "(SELECT value FROM meta m WHERE m.generation = r.generation AND m.key = 'last_indexed'), "
+                "(SELECT coalesce(jsonb_object_agg(language, n), '{}') FROM (SELECT language, count(*) AS n "
+                "  FROM files f WHERE f.generation = r.generation GROUP BY language) l) "
+                "FROM repos r ORDER BY r.name").fetchall()
+        keys = ("name", "root", "generation", "files", "chunks", "vectors", "embedder", "last_indexed", "languages")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    @contextmanager
+    def reader(self) -> Iterator[psycopg.Connection]:
+        conn = self.connect(autocommit=True)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def ensure_dims_index(self, dims: int) -> None:
+        """An HNSW index (cosine) over the vectors of this dimension; one per dimension in the store.
+
+        Called before a run writes anything: building it waits for other writers' transactions."""
+        name = f"chunks_hnsw_{int(dims)}"
+        with self.reader() as conn:
+            if conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]:
+                return
+        with self.reader() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+            conn.execute(f"CREATE INDEX IF NOT EXISTS {name} ON chunks USING hnsw "
+                         f"((embedding::vector({int(dims)})) vector_cosine_ops) WHERE dims = {int(dims)}")
+
+
+def _connect_failure(where: str, detail: str) -> str:
+    first = " ".join(line.strip() for line in detail.splitlines() if line.strip()) or "no answer"
+    lowered = detail.lower()
+    if "password authentication failed" in lowered or "no password supplied" in lowered or "role" in lowered:
+        fix = "check the user and password in the URL (or PGPASSWORD / ~/.pgpass)"
+    elif "does not exist" in lowered and "database" in lowered:
+        fix = "create the database (createdb NAME) or fix its name in the URL"
+    else:
+        fix = "check that the server runs and that host and port in the URL are right"
+    return f"cannot connect to the store at {where}: {first}; {fix}"
+
+
+class PgStore:
+    """The `IndexStore` calls the indexer and searcher make, over some generations of a PostgreSQL store.
+
+    A writer sees one generation and holds one transaction until `commit`; a reader may see the
+    live generations of several repositories at once (each chunk id is unique in the store).
+    """
+
+    def __init__(self, db: PgDatabase, generations: dict[int, str], *, write: bool = False) -> None:
+        self.db = db
+        self.generations = generations  # generation -> repository name
+        self.gens = list(generations)
+        self.write = write
+        self.conn = db.connect(autocommit=not write)
+
+    def view(self, generations: dict[int, str]) -> None:
+        """Read these generations from now on (a reader follows the repositories' live generations)."""
+        self.generations = generations
+        self.gens = list(generations)
+
+    def lock_repo(self, repo: str) -> None:
+        """One writer per repository across machines: a session advisory lock, refused at once when held."""
+        if not self._rows("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (f"amanmcp repo {repo}",))[0][0]:
+            raise AmanError(f"repository {repo!r} in the store at {describe(self.db.url)} is being indexed by "
+                            "another amanmcp right now: wait for it to finish, then run this again")
+
+    def live_generations(self) -> dict[str, tuple[str, int | None]]:
+        """name -> (root, live generation) of every repository."""
+        return {n: (r, g) for n, r, g in self._rows("SELECT name, root, generation FROM repos ORDER BY name")}
+
+    def start_generation(self, repo: str) -> int:
+        """A new, empty generation for a full rebuild of `repo` (visible only once published)."""
+        gen = self._rows("INSERT INTO generations(repo) VALUES (%s) RETURNING id", (repo,))[0][0]
+        self.view({gen: repo})
+        return gen
+
+    @property
+    def generation(self) -> int:
+        assert len(self.gens) == 1, "a write sees exactly one generation"
+        return self.gens[0]
+
+    def close(self) -> None:
+        if not self.conn.closed:
+            self.conn.close()
+
+    def _rows(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+        import psycopg
+
+        try:
+            return self.conn.execute(sql, args).fetchall()
+        except psycopg.OperationalError as exc:
+            raise AmanError(f"the store at {describe(self.db.url)} stopped answering: {exc}") from None
+
+    def _exec(self, sql: str, args: Sequence[Any] = ()) -> None:
+        self.conn.execute(sql, args)
+
+    # -- meta -------------------------------------------------------------------------------------
+
+    def meta_items(self) -> dict[str, Any]:
+        return dict(self._rows("SELECT key, value FROM meta WHERE generation = %s", (self.gens[0],)))
+
+    def meta_by_generation(self) -> dict[int, dict[str, Any]]:
+        out: dict[int, dict[str, Any]] = {g: {} for g in self.gens}
+        for gen, key, value in self._rows("SELECT generation, key, value FROM meta WHERE generation = ANY(%s)",
+                                          (self.gens,)):
+            out[gen][key] = value
+        return out
+
+    def set_meta(self, key: str, value: Any) -> None:
+        from psycopg.types.json import Jsonb
+
+        self._exec("INSERT INTO meta(generation, key, value) VALUES (%s, %s, %s) "
+                   "ON CONFLICT (generation, key) DO UPDATE SET value = EXCLUDED.value",
+                   (self.generation, key, Jsonb(value)))
+
+    # -- writes (one transaction until commit) -----------------------------------------------------
+
+    def file_states(self) -> dict[str, tuple[str, float, int]]:
+        return {p: (h, m, s) for p, h, m, s in
+                self._rows("SELECT path, hash, mtime, size FROM files WHERE generation = %s", (self.generation,))}
+
+    def stored_vectors(self, paths: Iterable[str]) -> list[tuple[Chunk, bytes]]:
+        rows = self._rows(
+            "SELECT path, start_line, end_line, content, language, content_type, symbol, symbol_type, embedding "
+            "FROM chunks WHERE generation = %s AND path = ANY(%s) AND embedding IS NOT NULL",
+            (self.generation, list(paths)),
+        )
+        return [(Chunk(*r[:8]), np.asarray(r[8].to_numpy(), dtype=np.float32).tobytes()) for r in rows]
+
+    def touch_file(self, path: str, mtime: float) -> None:
+        self._exec("UPDATE files SET mtime = %s WHERE generation = %s AND path = %s", (mtime, self.generation, path))
+
+    def delete_files(self, paths: Iterable[str]) -> None:
+        paths = list(paths)
+        if paths:
+            for table in ("chunks", "files", "file_vectors"):
+                self._exec(f"DELETE FROM {table} WHERE generation = %s AND path = ANY(%s)", (self.generation, paths))
+
+    def put_file(
+        self, record: FileRecord, chunks: Sequence[Chunk], vectors: np.ndarray | None,
+        features: Sequence[tuple[str, int]] | None = None,
+    ) -> None:
+        """Replace one file's chunks (and vectors and content features), in insertion order like SQLite's rowids."""
+        gen = self.generation
+        self.delete_files([record.path])
+        self._exec("INSERT INTO files(generation, path, hash, mtime, size, language, chunks, redactions) "
+                   "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                   (gen, record.path, record.hash, record.mtime, record.size, record.language, len(chunks),
+                    record.redactions))
+        rows = []
+        for i, chunk in enumerate(chunks):
+            name_words = fts_name(chunk).split()
+            body_words = index_words(chunk.content)
+            vector = vectors[i].astype(np.float32) if vectors is not None else None
+            digest, traits = features[i] if features is not None else (None, None)
+            rows.append((gen, chunk.path, chunk.start_line, chunk.end_line, chunk.symbol, chunk.symbol_type,
+                         chunk.language, chunk.content_type, chunk.content, symbol_name(chunk.symbol), digest, traits,
+                         tsvector_text(name_words, body_words), len(name_words) + len(body_words),
+                         None if vector is None else len(vector), vector))
+        with self.conn.cursor() as cur, cur.copy(  # COPY: several times faster than one INSERT per chunk
+            "COPY chunks(generation, path, start_line, end_line, symbol, symbol_type, language, content_type, "
+            "content, name, digest, traits, words, length, dims, embedding) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def finish(self, dims: int) -> None:
+        """What a commit derives: per-file centroids (the file-level vector signal) and BM25's corpus stats."""
+        gen = self.generation
+        self._exec("DELETE FROM file_vectors WHERE generation = %s", (gen,))
+        self._exec("INSERT INTO file_vectors(generation, path, centroid) SELECT generation, path, avg(embedding) "
+                   "FROM chunks WHERE generation = %s AND dims = %s GROUP BY generation, path", (gen, dims))
+        count, average = self._rows("SELECT count(*), coalesce(avg(length), 0) FROM chunks WHERE generation = %s",
+                                    (gen,))[0]
+        self.set_meta("bm25", {"chunks": int(count), "average_length": float(average)})
+
+    def publish(self, repo: str, root: str) -> None:
+        """Point the repository at this generation and drop its others (inside the run's transaction)."""
+        gen = self.generation
+        self._exec("INSERT INTO repos(name, root, generation, indexed_at) VALUES (%s, %s, %s, now()) "
+                   "ON CONFLICT (name) DO UPDATE SET root = EXCLUDED.root, generation = EXCLUDED.generation, "
+                   "indexed_at = now()", (repo, root, gen))
+        old = [r[0] for r in self._rows("SELECT id FROM generations WHERE repo = %s AND id <> %s", (repo, gen))]
+        if old:
+            for table in ("chunks", "files", "meta", "file_vectors"):
+                self._exec(f"DELETE FROM {table} WHERE generation = ANY(%s)", (old,))
+            self._exec("DELETE FROM generations WHERE id = ANY(%s)", (old,))
+
+    def commit(self) -> None:
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        if not self.conn.closed:
+            self.conn.rollback()
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def bm25(self, words: Sequence[str], limit: int, filters: Filters) -> list[int]:
+        """Chunk ids, best first, by FTS5's bm25 formula; several repositories count as one corpus."""
+        if not words:
+            return []
+        terms = [lexeme(w) for w in words]
+        query = " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in dict.fromkeys(terms))
+        where, args = _where(filters)
+        rows = self._rows(
+            "WITH stats AS (SELECT sum((value->>'chunks')::float8) AS n, greatest(sum((value->>'chunks')::float8 "
+            "  * (value->>'average_length')::float8) / nullif(sum((value->>'chunks')::float8), 0), 1e-9) AS avgdl "
+            "  FROM meta WHERE key = 'bm25' AND generation = ANY(%s)), "
+            "hits AS (SELECT c.id, c.length, u.lexeme, "
+            "  4.0 * cardinality(array_positions(u.weights, 'A')) + cardinality(array_positions(u.weights, 'D')) AS tf "
+            "  FROM chunks c, unnest(c.words) u "
+            "  WHERE c.generation = ANY(%s) AND c.words @@ %s::tsquery AND u.lexeme = ANY(%s)), "
+            "df AS (SELECT lexeme, count(*) AS hit FROM hits GROUP BY lexeme), "
+            "scored AS (SELECT h.id, sum(greatest(ln((s.n - df.hit + 0.5) / (df.hit + 0.5)), 1e-6) "
+            "  * (h.tf * 2.2) / (h.tf + 1.2 * (0.25 + 0.75 * h.length / s.avgdl))) AS score "
+            "  FROM hits h JOIN unnest(%s::text[]) q(lexeme) USING (lexeme) "
+            "  JOIN df USING (lexeme) CROSS JOIN stats s GROUP BY h.id) "
+            f"SELECT s.id FROM scored s JOIN chunks c ON c.id = s.id WHERE {where} "
+            "ORDER BY s.score DESC, s.id LIMIT %s",
+            (self.gens, self.gens, query, terms, terms, *args, limit),
+        )
+        return [r[0] for r in rows]
+
+    def by_name(self, names: Sequence[str], limit: int, filters: Filters) -> list[tuple[int, str, str, str | None]]:
+        if not names:
+            return []
+        where, args = _where(filters)
+        return self._rows(  # type: ignore[return-value]
+            "SELECT c.id, c.path, c.symbol, c.symbol_type FROM chunks c WHERE c.generation = ANY(%s) "
+            f"AND c.name = ANY(%s) AND {where} ORDER BY c.path, c.start_line, c.id LIMIT %s",
+            (self.gens, list(names), *args, limit),
+        )
+
+    def filtered_ids(self, filters: Filters) -> np.ndarray:
+        where, args = _where(filters)
+        rows = self._rows(f"SELECT c.id FROM chunks c WHERE c.generation = ANY(%s) AND {where}", (self.gens, *args))
+        return np.fromiter((r[0] for r in rows), np.int64, count=len(rows))
+
+    def chunks_with_features(self, ids: Sequence[int]) -> dict[int, tuple[Chunk, str | None, int | None]]:
+        if not ids:
+            return {}
+        rows = self._rows(
+            "SELECT id, path, start_line, end_line, content, language, content_type, symbol, symbol_type, digest, "
+            "traits FROM chunks WHERE id = ANY(%s)", (list(ids),))
+        return {r[0]: (Chunk(*r[1:9]), r[9], r[10]) for r in rows}
+
+    def repo_of(self, ids: Sequence[int]) -> dict[int, str]:
+        """The repository of each chunk id."""
+        rows = self._rows("SELECT id, generation FROM chunks WHERE id = ANY(%s)", (list(ids),))
+        return {cid: self.generations[gen] for cid, gen in rows}
+
+    def counts(self) -> dict[str, int]:
+        files = self._rows("SELECT count(*) FROM files WHERE generation = ANY(%s)", (self.gens,))[0][0]
+        chunks, vectors = self._rows("SELECT count(*), count(embedding) FROM chunks WHERE generation = ANY(%s)",
+                                     (self.gens,))[0]
+        return {"files": files, "chunks": chunks, "vectors": vectors}
+
+    def redactions(self) -> int:
+        return int(self._rows("SELECT coalesce(sum(redactions), 0) FROM files WHERE generation = ANY(%s)",
+                              (self.gens,))[0][0])
+
+    def languages(self) -> dict[str, int]:
+        return dict(self._rows("SELECT language, count(*) FROM files WHERE generation = ANY(%s) GROUP BY language "
+                               "ORDER BY 2 DESC", (self.gens,)))
+
+    def file_stats(self, paths: Iterable[str] | None = None) -> dict[str, tuple[int, float]]:
+        if paths is None:
+            rows = self._rows("SELECT path, size, mtime FROM files WHERE generation = ANY(%s)", (self.gens,))
+        else:
+            rows = self._rows("SELECT path, size, mtime FROM files WHERE generation = ANY(%s) AND path = ANY(%s)",
+                              (self.gens, list(paths)))
+        return {p: (s, m) for p, s, m in rows}
+
+    def file_stats_by_repo(self, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, float]]:
+        """(repo, path) -> (size, mtime) as indexed."""
+        by_name = {name: gen for gen, name in self.generations.items()}
+        wanted = [(by_name[r], p) for r, p in pairs if r in by_name]
+        if not wanted:
+            return {}
+        rows = self._rows("SELECT generation, path, size, mtime FROM files WHERE (generation, path) IN "
+                          "(SELECT * FROM unnest(%s::bigint[], %s::text[]))",
+                          ([g for g, _ in wanted], [p for _, p in wanted]))
+        return {(self.generations[g], p): (s, m) for g, p, s, m in rows}
+
+
+class PgVectors:
+    """Nearest chunks and files from pgvector, over the generations whose embedder matches the query's.
+
+    Exact (a scan in cosine order) up to `exact_max` vectors, as the SQLite index is; above it the
+    HNSW index of that dimension answers.
+    """
+
+    def __init__(self, store: PgStore, generations: list[int], dims: int, exact_max: int) -> None:
+        self.store = store
+        self.gens = generations
+        self.dims = int(dims)
+        total = store._rows("SELECT count(*) FROM chunks WHERE generation = ANY(%s) AND dims = %s",
+                            (generations, self.dims))[0][0]
+        self.approximate = total > exact_max
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        if k <= 0 or not self.gens:
+            return []
+        q = np.asarray(query, dtype=np.float32)
+        if allowed is not None:
+            rows = self.store._rows(
+                "SELECT id, 1 - (embedding <=> %s) FROM chunks WHERE id = ANY(%s) AND dims = %s "
+                "ORDER BY embedding <=> %s, id LIMIT %s", (q, allowed.tolist(), self.dims, q, k))
+        elif self.approximate:
+            d = self.dims
+            with self.store.conn.transaction():
+                self.store._exec(f"SET LOCAL hnsw.ef_search = {max(40, min(1000, 2 * k))}")
+                rows = self.store._rows(
+                    f"SELECT id, 1 - (embedding::vector({d}) <=> %s::vector({d})) FROM chunks "
+                    f"WHERE dims = {d} AND generation = ANY(%s) "
+                    f"ORDER BY embedding::vector({d}) <=> %s::vector({d}) LIMIT %s", (q, self.gens, q, k))
+        else:
+            rows = self.store._rows(
+                "SELECT id, 1 - (embedding <=> %s) FROM chunks WHERE generation = ANY(%s) AND dims = %s "
+                "ORDER BY embedding <=> %s, id LIMIT %s", (q, self.gens, self.dims, q, k))
+        return [(int(i), float(s)) for i, s in rows]
+
+    def file_ranks(self, query: np.ndarray, limit: int) -> dict[str, int]:
+        q = np.asarray(query, dtype=np.float32)
+        rows = self.store._rows("SELECT path FROM file_vectors WHERE generation = ANY(%s) "
+                                "ORDER BY centroid <=> %s, path LIMIT %s", (self.gens, q, limit))
+        out: dict[str, int] = {}
+        for rank, (path,) in enumerate(rows, 1):
+            out.setdefault(path, rank)
+        return out
+
+
+def valid_repo(name: str) -> str:
+    """A repository name: letters, digits, `.`, `_`, `-`; refused otherwise with the rule."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name or ""):
+        raise UsageError(f"repository name {name!r} is not valid: use 1-100 letters, digits, '.', '_' or '-' "
+                         "(starting with a letter or digit)")
+    return name

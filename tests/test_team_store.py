@@ -1,0 +1,274 @@
+"""The shared team store on a real PostgreSQL with pgvector (pgserver): one server per session, a
+fresh database per test."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from amanmcp.cli import app
+from amanmcp.config import Settings, load_config
+from amanmcp.embed.factory import select_embedder
+from amanmcp.errors import AmanError, UsageError
+from amanmcp.indexer import Indexer
+from amanmcp.search import NoIndexError, Searcher, SearchError
+from amanmcp.store.pg import STORE_SCHEMA, PgStore
+from amanmcp.team import make_indexer, make_searcher
+from conftest import write_project
+
+pgserver = pytest.importorskip("pgserver")
+psycopg = pytest.importorskip("psycopg")
+
+QUERIES = ["retry with backoff", "invoice pdf", "parseConfigFile", "database locked", "cart total", "tokenize"]
+OTHER = {"lib/queue.py": "def drain_message_queue(queue):\n    \"\"\"Empty the queue, one message at a time.\"\"\"\n"
+         "    while queue:\n        queue.pop()\n"}
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    folder = tempfile.mkdtemp(prefix="pg", dir="/tmp")  # short: the socket path must fit 107 bytes
+    server = pgserver.get_server(folder, cleanup_mode="stop")
+    yield server.get_uri()
+    server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> str:
+    name = "t" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return pg_server.replace("/postgres?", f"/{name}?", 1)
+
+
+def on_store(settings: Settings, url: str) -> Settings:
+    return settings.model_copy(update={"store": settings.store.model_copy(update={"url": url})})
+
+
+def top(response, n: int = 5) -> list[tuple[str, int]]:
+    return [(r.path, r.start_line) for r in response.results[:n]]
+
+
+def rows(url: str, sql: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_same_results_as_sqlite(project: Path, settings: Settings, embedder, pg_url: str) -> None:
+    Indexer(project, settings, embedder).run()
+    report = make_indexer(project, on_store(settings, pg_url), embedder).run()
+    assert report.full_rebuild and report.chunks_total > 0
+    local = Searcher(project, settings, embedder)
+    shared = make_searcher(project, on_store(settings, pg_url), embedder)
+    for query in QUERIES:
+        a, b = local.search(query), shared.search(query)
+        assert top(a) == top(b), query
+        assert b.search_quality.mode == a.search_quality.mode == "hybrid"
+        assert {r.repo for r in b.results} == {"shop"} and {r.repo for r in a.results} == {None}
+    approximate = settings.model_copy(update={"index": settings.index.model_copy(update={"exact_search_max": 0})})
+    hnsw = make_searcher(project, on_store(approximate, pg_url), embedder)  # pgvector's HNSW index answers
+    for query in QUERIES:
+        assert top(hnsw.search(query), 3) == top(local.search(query), 3), query
+    filtered = shared.search("retry", language="python", scope=["src"])
+    assert top(filtered) == top(local.search("retry", language="python", scope=["src"]))
+    assert rows(pg_url, "SELECT version FROM amanmcp_schema") == [(STORE_SCHEMA,)]
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # the server drops the searcher's connection
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                     "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    assert top(shared.search(QUERIES[0])) == top(local.search(QUERIES[0]))  # it reconnects
+
+
+def test_incremental_and_atomic_rebuild(project: Path, settings: Settings, embedder, pg_url: str,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    pg = on_store(settings, pg_url)
+    make_indexer(project, pg, embedder).run()
+    searcher = make_searcher(project, pg, embedder)
+    before = top(searcher.search("retry with backoff"))
+    chunks = rows(pg_url, "SELECT count(*) FROM chunks")[0][0]
+
+    calls = {"n": 0}
+    original = PgStore.put_file
+
+    def failing(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk gone mid-run")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(PgStore, "put_file", failing)
+    with pytest.raises(OSError):
+        make_indexer(project, pg, embedder).run(force=True)
+    assert top(searcher.search("retry with backoff")) == before  # the old generation still answers
+    assert rows(pg_url, "SELECT count(*) FROM chunks")[0][0] == chunks
+    assert rows(pg_url, "SELECT count(*) FROM generations")[0][0] == 1  # nothing of the failed run is left
+
+    monkeypatch.setattr(PgStore, "put_file", original)
+    (project / "src/payments/retry.py").write_text("def exponential_jitter_sleep():\n    return 1\n")
+
+    def broken_finish(self, dims):
+        raise OSError("connection lost after the file was written")
+
+    with monkeypatch.context() as patch:  # an incremental run that fails after writing changes nothing either
+        patch.setattr(PgStore, "finish", broken_finish)
+        with pytest.raises(OSError):
+            make_indexer(project, pg, embedder).run()
+    assert "exponential_jitter_sleep" not in searcher.search("exponential_jitter_sleep").results[0].content
+    report = make_indexer(project, pg, embedder).run()
+    assert not report.full_rebuild and report.files_changed == 1
+    hit = searcher.search("exponential_jitter_sleep").results[0]
+    assert (hit.path, hit.repo) == ("src/payments/retry.py", "shop") and "exponential_jitter_sleep" in hit.content
+    report = make_indexer(project, pg, embedder).run(force=True)
+    assert report.full_rebuild
+    assert rows(pg_url, "SELECT count(*) FROM generations")[0][0] == 1  # the old generation is gone
+
+
+def test_repositories_alone_and_together(tmp_path: Path, embedder, pg_url: str) -> None:
+    roots = {}
+    gamma = {"lib/queue.py": OTHER["lib/queue.py"].replace("queue.pop()", "queue.popleft()")}
+    for name, files in (("alpha", None), ("beta", OTHER), ("gamma", gamma)):
+        roots[name] = write_project(tmp_path / name, files) if files else write_project(tmp_path / name)
+    settings = on_store(load_config(roots["alpha"], env={}).settings, pg_url)
+    errors: list[BaseException] = []
+
+    def index(name: str) -> None:
+        try:
+            make_indexer(roots[name], settings, embedder).run()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=index, args=(name,)) for name in roots]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert rows(pg_url, "SELECT name FROM repos ORDER BY name") == [("alpha",), ("beta",), ("gamma",)]
+
+    alone = make_searcher(roots["alpha"], settings, embedder).search("drain message queue")
+    assert {r.repo for r in alone.results} == {"alpha"}
+    assert all(r.path != "lib/queue.py" for r in alone.results)
+    both = make_searcher(roots["alpha"], settings, embedder, repos=["alpha", "beta"]).search("drain message queue")
+    assert (both.results[0].repo, both.results[0].path) == ("beta", "lib/queue.py")
+    assert {r.repo for r in both.results} == {"alpha", "beta"}
+    every = make_searcher(roots["alpha"], settings, embedder, all_repos=True).search("drain_message_queue")
+    assert {r.repo for r in every.results[:2]} == {"beta", "gamma"}
+    with pytest.raises(SearchError, match=r"delta.*alpha, beta, gamma"):
+        make_searcher(roots["alpha"], settings, embedder, repos=["delta"]).search("queue")
+
+    result = CliRunner().invoke(app, ["search", "drain queue", "--path", str(roots["beta"]), "--store", pg_url,
+                                      "--repo", "alpha", "--repo", "beta", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout)
+    assert answer["results"][0]["repo"] == "beta" and answer["search_quality"]["bm25_only_repos"] is None
+
+
+def test_other_embedder_repo_is_bm25_only(tmp_path: Path, embedder, pg_url: str) -> None:
+    mine, theirs = write_project(tmp_path / "mine"), write_project(tmp_path / "theirs", OTHER)
+    settings = on_store(load_config(mine, env={}).settings, pg_url)
+    make_indexer(mine, settings, embedder).run()
+    hashed = settings.model_copy(update={"static": settings.static.model_copy(update={"model": "hashed"})})
+    make_indexer(theirs, settings, select_embedder(hashed, "static").embedder).run()
+    answer = make_searcher(mine, settings, embedder, all_repos=True).search("drain message queue", explain=True)
+    quality = answer.search_quality
+    assert quality.mode == "hybrid" and quality.degraded and quality.bm25_only_repos == ["theirs"]
+    assert "theirs" in quality.reason
+    found = [r for r in answer.results if r.repo == "theirs"]
+    assert [(r.path, r.explain.bm25_rank, r.explain.vector_rank) for r in found] == [("lib/queue.py", 1, None)]
+
+
+
+def test_sqlite_refuses_repo_options(project: Path, settings: Settings, embedder) -> None:
+    with pytest.raises(SearchError, match="postgresql://"):
+        make_searcher(project, settings, embedder, repos=["x"])
+
+
+def test_clear_errors_and_nothing_written(project: Path, settings: Settings, embedder, pg_server: str,
+                                          pg_url: str) -> None:
+    with pytest.raises(UsageError, match="not a PostgreSQL URL"):  # never silently the project's own index
+        make_searcher(project, on_store(settings, "mysql://db/code"), embedder)
+    with pytest.raises(UsageError, match="malformed"):
+        make_indexer(project, on_store(settings, "postgresql://u:p@host:notaport/db"), embedder)
+    with pytest.raises(AmanError, match="user and password"):
+        make_indexer(project, on_store(settings, pg_url.replace("postgres:@", "nobody:secret@")), embedder)
+    missing = pg_server.replace("/postgres?", "/no_such_db?", 1)
+    with pytest.raises(AmanError, match="create the database"):
+        make_indexer(project, on_store(settings, missing), embedder)
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # a role that may not create the extension
+        conn.execute("CREATE ROLE weak LOGIN")
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    weak = pg_url.replace("postgres:@", "weak:@")
+    with pytest.raises(AmanError, match="nothing was written"):
+        make_indexer(project, on_store(settings, weak), embedder)
+    assert rows(pg_url, "SELECT to_regclass('amanmcp_schema')") == [(None,)]
+
+    pg = on_store(settings, pg_url)
+    with pytest.raises(NoIndexError, match="no repositories yet"):  # an empty store: index first
+        make_searcher(project, pg, embedder).search("retry")
+    make_indexer(project, pg, embedder).run()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE amanmcp_schema SET version = %s", (STORE_SCHEMA + 1,))
+    with pytest.raises(AmanError, match=r"newer amanmcp.*upgrade"):
+        make_indexer(project, pg, embedder).run(force=True)
+    assert rows(pg_url, "SELECT count(*) FROM generations")[0][0] == 1
+
+
+def test_both_stores_fill_the_seam() -> None:
+    import inspect
+
+    from amanmcp.store import IndexStore
+    from amanmcp.store.base import Store
+
+    wanted = [n for n, v in vars(Store).items() if inspect.isfunction(v) and not n.startswith("_")]
+    assert len(wanted) > 10
+    for impl in (IndexStore, PgStore):
+        for name in wanted:
+            params = list(inspect.signature(getattr(Store, name)).parameters)
+            assert list(inspect.signature(getattr(impl, name)).parameters) == params, (impl.__name__, name)
+
+
+def test_mcp_search_repos_and_index_status(tmp_path: Path, embedder, pg_url: str) -> None:
+    import anyio
+
+    from test_mcp_server import call, connect
+
+    shop, other = write_project(tmp_path / "shop"), write_project(tmp_path / "other", OTHER)
+    (shop / ".amanmcp.yaml").write_text(f"store:\n  url: '{pg_url}'\n")
+    settings = load_config(shop, env={}).settings
+    for root in (shop, other):
+        make_indexer(root, settings, embedder).run()
+    from amanmcp.status import index_status
+
+    status = index_status(shop, settings)
+    assert status.indexed and status.vector_index == "pgvector" and status.chunks > 0
+    assert [(r.name, r.embedder_matches) for r in status.repos or []] == [("other", True), ("shop", True)]
+
+    async def scenario() -> None:
+        async with connect(shop) as client:
+            mine = await call(client, "search", query="drain message queue", limit=5)
+            assert {r["repo"] for r in mine["results"]} == {"shop"}
+            both = await call(client, "search", query="drain message queue", limit=5, repos=["shop", "other"])
+            assert (both["results"][0]["repo"], both["results"][0]["path"]) == ("other", "lib/queue.py")
+            every = await call(client, "search", query="drain message queue", limit=5, repos=["*"])
+            assert every["results"][0]["repo"] == "other"
+            listed = await call(client, "index_status")
+            assert [r["name"] for r in listed["repos"]] == ["other", "shop"]
+            bad = await client.call_tool("search", {"query": "queue", "repos": ["nowhere"]})
+            assert bad.is_error and "nowhere" in bad.content[0].text  # type: ignore[union-attr]
+
+    anyio.run(scenario)
+
+
+def test_config_show_hides_the_store_password(tmp_path: Path) -> None:
+    loaded = load_config(tmp_path, env={"AMANMCP_STORE_URL": "postgresql://team:s3cret@db:5432/code"})
+    assert loaded.settings.store.url == "postgresql://team:s3cret@db:5432/code"
+    shown = {key: (value, source) for key, value, source in loaded.items()}
+    assert shown["store.url"] == ("postgresql://team:***@db:5432/code", "AMANMCP_STORE_URL")
