@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -37,6 +38,9 @@ from amanmcp.ranking import RankingOptions
 from amanmcp.search import Searcher
 from amanmcp.store import IndexLayout, IndexStore
 from amanmcp.team import make_indexer, make_searcher
+
+if TYPE_CHECKING:
+    from amanmcp.embed.local import LocalEmbedder
 
 
 @dataclass
