@@ -64,6 +64,15 @@ class IndexReport:
     timings: dict[str, float] = field(default_factory=dict)
     identity: EmbedderIdentity | None = None
 
+    def tally(self, counts: dict[str, int], changed: int, removed: int, chunks: int, embedded: int,
+              skipped: Counter[str]) -> IndexReport:
+        """Fill in what a finished run did (the same for every store) and return the report."""
+        self.files_total, self.chunks_total = counts["files"], counts["chunks"]
+        self.files_changed, self.files_removed = changed, removed
+        self.chunks_embedded, self.chunks_reused = embedded, chunks - embedded
+        self.skipped = dict(skipped)
+        return self
+
     @property
     def chunks_per_second(self) -> float:
         """Embedding throughput: chunks embedded per second of the embed stage."""
@@ -209,14 +218,7 @@ class Indexer:
             if not published:
                 self.layout.remove_stale(keep=current)
 
-        report.files_total = counts["files"]
-        report.files_changed = len(per_file)
-        report.files_removed = len(removed)
-        report.chunks_total = counts["chunks"]
-        report.chunks_embedded = embedded
-        report.chunks_reused = len(all_chunks) - embedded
-        report.skipped = dict(skipped)
-        return report
+        return report.tally(counts, len(per_file), len(removed), len(all_chunks), embedded, skipped)
 
     def _commit(
         self, store: IndexStore, identity: EmbedderIdentity, skipped: Counter[str], complete: bool,

@@ -165,14 +165,7 @@ class PgIndexer(Indexer):
         timings["index"] = time.perf_counter() - t
         self.on_event(IndexEvent("index", 1, 1))
 
-        report.files_total = counts["files"]
-        report.files_changed = len(per_file)
-        report.files_removed = len(removed)
-        report.chunks_total = counts["chunks"]
-        report.chunks_embedded = embedded
-        report.chunks_reused = len(all_chunks) - embedded
-        report.skipped = dict(skipped)
-        return report
+        return report.tally(counts, len(per_file), len(removed), len(all_chunks), embedded, skipped)
 
 
 def _needs_full(meta: IndexMeta | None, identity: EmbedderIdentity, force: bool) -> tuple[bool, str]:
