@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpora import SHARED_BENCH, unpack
 
 DEFAULT = ["flask==3.1.2:flask", "django==5.2.8:django"]
+SETTLE = 5.0  # seconds after start-up before timing: background work done (see measure)
 GENERIC = [
     "how are database transactions committed or rolled back",
     "QuerySet filter", "render a template with a context", "url routing and reverse lookup",
@@ -71,6 +72,7 @@ async def measure(root: Path, name: str, rounds: int, edits: int, edit_file: str
                 break
             await anyio.sleep(0.5)
         ready = time.perf_counter() - started
+        await anyio.sleep(SETTLE)  # steady state: serve counts every chunk's answer tokens in its first seconds
         queries = queries_for(name, root)
         for q in ("warm up the server", "and its caches"):  # first-call costs are not steady state
             await client.call_tool("search", {"query": q})

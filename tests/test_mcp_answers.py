@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -397,3 +398,28 @@ def test_measuring_in_parts_equals_counting_the_whole(seed: int) -> None:
         answer, text = fit(full, budget, counter)
         assert measure(answer, counter) == max(sizes_of(answer, text, counter))
         assert measure(answer, counter) == max(sizes_of(answer, text, counter))  # from the remembered counts
+
+
+def test_warm_counts_both_forms_ahead_so_answers_need_no_tokenising() -> None:
+    """`serve` counts every chunk once in the background; afterwards fitting an answer of those chunks
+    tokenises only its small skeleton, and the counts equal a fresh count."""
+    base = token_counter()
+    assert base._tokenizer is not None
+    full = response([40, 25, 60], width=120, seed=7)
+    contents = [r.content for r in full.results]
+    counter = TokenCounter(base._tokenizer, base.name)
+    assert counter.warm(iter(contents), threading.Event(), batch=2) == 3
+
+    class Recording:
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def encode_batch(self, texts: list[str], add_special_tokens: bool = False) -> Any:
+            self.seen += texts
+            return base._tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
+
+    recording = Recording()
+    counter._tokenizer = recording
+    assert measure(fit(full, MAX_MAX_TOKENS, counter)[0], counter) == measure(fit(full, MAX_MAX_TOKENS)[0], base)
+    assert not any(c in recording.seen for c in contents)  # every content came from the warm-up
+    assert all(len(text) < 4000 for text in recording.seen)  # only the skeletons were tokenised

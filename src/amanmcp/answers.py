@@ -24,8 +24,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pydantic import Field
@@ -59,16 +60,18 @@ class SearchAnswer(SearchResponse):
 class TokenCounter:
     """Counts tokens the way the budget is defined: the default model's tokenizer, else chars/4.
 
-    Counts of long texts (result contents, which recur from query to query) are remembered: the
-    tokenizer takes milliseconds for an answer's worth of text, as long as the search itself."""
+    Counts of long texts (result contents, which recur from query to query) are remembered by the
+    text's hash: the tokenizer takes milliseconds for an answer's worth of new text, as long as the
+    search itself, so `serve` also counts every indexed chunk once in the background (`warm`)."""
 
-    CACHED = 4096  # texts whose counts are remembered
+    CACHED = 250_000  # texts whose counts are remembered (two per chunk: as text and as JSON)
     SHORT = 256  # characters: shorter texts are counted afresh (cheap, and mostly one-off)
 
     def __init__(self, tokenizer: Any | None, name: str) -> None:
         self._tokenizer = tokenizer
         self.name = name
-        self._known: OrderedDict[str, int] = OrderedDict()
+        self._known: OrderedDict[int, int] = OrderedDict()
+        self._lock = threading.Lock()  # tool threads and the warm-up share it
 
     def count(self, text: str) -> int:
         return self.counts([text])[0]
@@ -76,17 +79,39 @@ class TokenCounter:
     def counts(self, texts: Sequence[str]) -> list[int]:
         if self._tokenizer is None:
             return [-(-len(t) // 4) for t in texts]
-        out: list[int | None] = [self._known.get(t) if len(t) >= self.SHORT else None for t in texts]
+        keys = [hash(t) if len(t) >= self.SHORT else None for t in texts]
+        with self._lock:
+            out: list[int | None] = [None if k is None else self._known.get(k) for k in keys]
         todo = [i for i, known in enumerate(out) if known is None]
         if todo:
             encoded = self._tokenizer.encode_batch([texts[i] for i in todo], add_special_tokens=False)
-            for i, e in zip(todo, encoded, strict=True):
-                out[i] = len(e.ids)
-                if len(texts[i]) >= self.SHORT:
-                    self._known[texts[i]] = len(e.ids)
-            while len(self._known) > self.CACHED:
-                self._known.popitem(last=False)
+            with self._lock:
+                for i, e in zip(todo, encoded, strict=True):
+                    out[i] = len(e.ids)
+                    if keys[i] is not None:
+                        self._known[keys[i]] = len(e.ids)
+                while len(self._known) > self.CACHED:
+                    self._known.popitem(last=False)
         return [int(n or 0) for n in out]
+
+    def warm(self, contents: Iterable[str], stop: threading.Event, batch: int = 128) -> int:
+        """Count `contents` in both forms an answer holds them (text, JSON-escaped); returns how many."""
+        if self._tokenizer is None:
+            return 0
+        done = 0
+        group: list[str] = []
+        for content in contents:
+            group.append(content)
+            if len(group) == batch:
+                done += self._warm_group(group)
+                group = []
+                if stop.wait(0.005):  # let a search in progress have the cores
+                    return done
+        return done + (self._warm_group(group) if group else 0)
+
+    def _warm_group(self, group: list[str]) -> int:
+        self.counts([*group, *(json.dumps(c, ensure_ascii=False)[1:-1] for c in group)])
+        return len(group)
 
 
 @functools.lru_cache(maxsize=1)

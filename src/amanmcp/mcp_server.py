@@ -40,7 +40,7 @@ from mcp_types import Tool as MCPTool
 from pydantic import BeforeValidator, Field, ValidationError
 
 from amanmcp import __version__
-from amanmcp.answers import MAX_MAX_TOKENS, MIN_MAX_TOKENS, SearchAnswer, check_max_tokens, fit
+from amanmcp.answers import MAX_MAX_TOKENS, MIN_MAX_TOKENS, SearchAnswer, check_max_tokens, fit, token_counter
 from amanmcp.config import Settings
 from amanmcp.embed.factory import Selection
 from amanmcp.errors import AmanError
@@ -59,6 +59,7 @@ from amanmcp.search import (
     preview,
 )
 from amanmcp.status import IndexStatus, index_status
+from amanmcp.store import IndexLayout, IndexStore
 from amanmcp.team import PgSearcher, make_searcher
 from amanmcp.watch import ServeIndex
 
@@ -445,9 +446,12 @@ def build_server(service: SearchService, settings: Settings) -> MCPServer:
         # Started here, once the transport owns stdout: nothing the indexer's libraries print
         # can reach the protocol stream.
         service.live.start()
+        stop = threading.Event()
+        threading.Thread(target=_warm_answers, args=(service, stop), name="amanmcp-answer-tokens", daemon=True).start()
         try:
             yield
         finally:  # clients allow ~2 s after closing stdin; committed work stays, the rest resumes
+            stop.set()
             service.live.stop(timeout=1.5)
 
     refused = getattr(service, "refusal", None) is not None  # outside any project: no files to offer
@@ -585,6 +589,29 @@ def build_server(service: SearchService, settings: Settings) -> MCPServer:
         return service.status().model_dump_json(indent=2)
 
     return server
+
+
+def _warm_answers(service: SearchService, stop: threading.Event) -> None:
+    """Count every indexed chunk's tokens once, in the background, so that fitting an answer to
+    max_tokens finds the counts remembered instead of tokenising (~10 ms an answer on 2 cores)."""
+    if service.refusal is not None or service.live.settings.store.url:  # nothing indexed here
+        return
+    layout = IndexLayout(service.root)
+    while layout.current() is None or service.live.progress().building:
+        if stop.wait(1.0):
+            return
+    current = layout.current()
+    if current is None:
+        return
+    try:
+        store = IndexStore(current, readonly=True)
+        try:
+            counted = token_counter().warm(store.contents(), stop)
+        finally:
+            store.close()
+        log.info("answer tokens counted for %d chunks", counted)
+    except Exception as exc:  # an optimisation: a failure must never reach a client
+        log.info("answer tokens not counted ahead: %s", exc)
 
 
 class NoProject:

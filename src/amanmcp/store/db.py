@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -394,6 +394,11 @@ class IndexStore:
             blobs.append(blob)
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), dimensions)
         return np.asarray(ids, dtype=np.int64), matrix
+
+    def contents(self) -> Iterator[str]:
+        """Every chunk's content, for work done ahead of queries (counting answer tokens)."""
+        for (content,) in self.conn.execute("SELECT content FROM chunks"):
+            yield content
 
     @_guarded
     def paths_of(self, ids: np.ndarray) -> list[str]:
