@@ -40,7 +40,7 @@ TARGETS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
 }
 DEFAULT_TARGETS = ("local-torch", "local-onnx", "local-onnx-int8", "static", "static-hashed", "mlx", "ollama", "openai")
 QUERIES = (
-    "where are retries handled", "parse the configuration file", "HTTPAdapter", "how is the index stored on disk",
+    "where are retries handled", "parse the configuration file", "HttpClient", "how is the index stored on disk",
     "validate user input", "connection pool timeout", "render a template", "def main", "read environment variables",
     "sort results by score",
 )

@@ -504,7 +504,7 @@ def build_server(service: SearchService, settings: Settings) -> MCPServer:
         max_tokens: MaxTokens = None,
     ) -> Annotated[CallToolResult, SearchAnswer]:
         """Find where code is defined or implemented: functions, classes and methods (with the code around
-        them) by name or by what they do, e.g. "where are failed payments retried", "HTTPAdapter.send",
+        them) by name or by what they do, e.g. "where are failed payments retried", "HttpClient.send",
         "parse the config file". Narrow with language, symbol_type and scope. Use grep instead for an exact
         string, a regular expression, or every call site of a name."""
         tokens = budget(max_tokens)
@@ -542,7 +542,7 @@ def build_server(service: SearchService, settings: Settings) -> MCPServer:
 
     @server.tool(annotations=READ_ONLY)
     def graph_query(
-        query: Annotated[str, Field(description="The subject: a name (Blueprint), a qualified name (Scaffold.route), "
+        query: Annotated[str, Field(description="The subject: a name (Router), a qualified name (Router.add), "
                                                 "path:name, path:line, or (subject_type path) a file.")],
         mode: Annotated[str, Field(description="find_references: every use; callers / callees: calls in and out, "
                                                "by depth; explain_symbol: signature, doc, members, counts; "

@@ -18,5 +18,5 @@ class Chunk:
     content: str
     language: str  # "python", "go", "markdown", "text", ...
     content_type: ContentType
-    symbol: str | None = None  # "parse_args", "HTTPAdapter.send", "Install > Linux"
+    symbol: str | None = None  # "parse_args", "HttpClient.send", "Install > Linux"
     symbol_type: str | None = None  # function, method, class, type, section, ...

@@ -35,7 +35,7 @@ class ContextItem(BaseModel):
     symbol: str | None
     symbol_type: str | None
     role: Literal["implementation", "callee", "caller", "test", "doc", "config"]
-    via: list[str]  # the path from the seed: ["Flask.route", "calls Scaffold._method_route"]
+    via: list[str]  # the path from the seed: ["Server.route", "calls Router.add"]
     tokens: int
     content: str
 

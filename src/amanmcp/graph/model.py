@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, slots=True)
 class Definition:
-    qname: str  # "Scaffold.route": enclosing definitions joined by dots
+    qname: str  # "Router.add": enclosing definitions joined by dots
     name: str  # "route"
     kind: str  # function, method, class, struct, interface, ...
     start_line: int  # 1-based, inclusive: the whole definition (decorators included)

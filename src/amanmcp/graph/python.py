@@ -164,7 +164,7 @@ class PythonGraph:
                     self._targets(alias.named_children[0] if alias.named_children else alias, names)
             elif kind == "except_clause":
                 names.extend(_text(c) for c in node.named_children[1:2] if c.type == "identifier")
-            if inst is not None and len(names) == 1 and scope.kind != "function":  # `app = Flask()`, `x: T`
+            if inst is not None and len(names) == 1 and scope.kind != "function":  # `app = Server()`, `x: T`
                 self.graph.imports.append(Import(_join(scope.qname, names[0]), inst[0], inst[1],
                                                  node.start_point[0] + 1))
             for name in names:
@@ -192,7 +192,7 @@ class PythonGraph:
         return None
 
     def _typed_attribute(self, left: Node, inst: tuple[str, str], stack: list[_Scope]) -> None:
-        """`self.app = app` (app: Flask) in a method: `self.app.x` is then looked up on Flask."""
+        """`self.app = app` (app: Server) in a method: `self.app.x` is then looked up on Server."""
         obj = left.child_by_field_name("object")
         if obj is None or obj.type != "identifier":
             return
@@ -347,7 +347,7 @@ class PythonGraph:
             self._visit(child, stack)
 
     def _import_refs(self, node: Node, stack: list[_Scope]) -> None:
-        """The imported names are references to what they import (`from .app import Flask`)."""
+        """The imported names are references to what they import (`from .app import Server`)."""
         if node.type != "import_from_statement":
             return
         source = node.child_by_field_name("module_name")

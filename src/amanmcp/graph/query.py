@@ -1,6 +1,6 @@
 """graph_query: references, callers, callees, explain_symbol and impact_analysis over the stored graph.
 
-A subject is a name (`Blueprint`), a qualified name (`Scaffold.route`), `path:name`, `path:line` or
+A subject is a name (`Router`), a qualified name (`Router.add`), `path:name`, `path:line` or
 (subject_type path, or auto when it names an indexed file) a file. The answer never guesses: one
 definition is `resolved`; several are `disambiguation_required` with the candidates and no
 results; none is `subject_not_found` with near misses.

@@ -1,6 +1,6 @@
 """Resolving the graph's recorded targets (`module` spec + qualified name) to definitions, at query time.
 
-Resolution reads only the index (never the disk), follows re-exports (`from .app import Flask` in a
+Resolution reads only the index (never the disk), follows re-exports (`from .app import Server` in a
 package `__init__`, `export { x } from './x'`, `export default`), star imports, Python submodules
 and base classes, and answers one of: a definition, `MISSING` (the module is known and holds no
 such definition: a variable, a module), `EXTERNAL` (outside the project), or None (not known: only
@@ -295,7 +295,7 @@ class Resolver:
             return None
         head, _, rest = attr.partition(".")
         typed = self.imports_of(cls.path).get(f"{cls.qname}.{head}") if rest else None
-        if typed is not None:  # `self.app.x` where `self.app` holds a Flask
+        if typed is not None:  # `self.app.x` where `self.app` holds a Server
             return self.resolve(typed[0], f"{typed[1]}.{rest}", hops + 1)
         unknown = False
         for module, name in cls.bases:

@@ -1,6 +1,6 @@
 """What a query asks for, read from its shape and words alone (no project knowledge).
 
-Three shapes route the ranking: an `identifier` (`HTTPAdapter`, `Scaffold.route`, `get_user()`)
+Three shapes route the ranking: an `identifier` (`HttpClient`, `Router.add`, `get_user()`)
 wants the definition of that name; a `path` (`src/app/views.py`) wants that file; a `sentence`
 wants code that does what it says. Intents say which kinds of files the question is about:
 code questions get the implementation, and only a question about docs, tests, examples or
@@ -44,7 +44,7 @@ HISTORY_WORDS = frozenset(
 class QueryProfile:
     text: str
     shape: Shape
-    names: tuple[str, ...]  # identifiers the query names, as typed (`Scaffold.route`, `HTTPAdapter`)
+    names: tuple[str, ...]  # identifiers the query names, as typed (`Router.add`, `HttpClient`)
     words: tuple[str, ...]  # content words, lowercased, stopwords dropped (`parseArgs` -> parse, args)
     docs: bool = False  # asks about documentation / prose
     tests: bool = False  # asks about tests
@@ -58,7 +58,7 @@ class QueryProfile:
 
 
 def looks_like_code(word: str) -> bool:
-    """`url_for`, `HTTPAdapter`, `getItem`, `a.b`, `f()` look like identifiers; `app` and `Load` do not."""
+    """`parse_args`, `HttpClient`, `getItem`, `a.b`, `f()` look like identifiers; `app` and `Load` do not."""
     core = word.removesuffix("()")
     return (
         core != word
