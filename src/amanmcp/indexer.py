@@ -32,7 +32,7 @@ from amanmcp.graph.extract import extract_file
 from amanmcp.graph.model import FileGraph
 from amanmcp.models import Chunk
 from amanmcp.ranking.features import features
-from amanmcp.scan import ScannedFile, Scanner, looks_minified, read_text, redact_secrets, secret_content
+from amanmcp.scan import ScannedFile, Scanner, ScanResult, looks_minified, read_text, redact_secrets, secret_content
 from amanmcp.store import IndexLayout, IndexStore, VectorIndex, load_meta, read_meta
 from amanmcp.store.db import SCHEMA_VERSION, FileRecord
 from amanmcp.store.layout import write_failure
@@ -126,12 +126,7 @@ class Indexer:
         held = 0 if current is None or damaged or not full else _chunk_count(current)
         report = IndexReport(self.root, full, reason, identity=identity, timings=timings)
 
-        t = time.perf_counter()
-        cfg = self.settings.index
-        scan = Scanner(self.root, max_file_size=cfg.max_file_size, exclude=cfg.exclude).scan()
-        skipped = Counter(scan.skipped)
-        self.on_event(IndexEvent("scan", len(scan.files), len(scan.files)))
-        timings["scan"] = time.perf_counter() - t
+        scan, skipped = self._scan(timings)
 
         self.layout.remove_stale(keep=current)  # leftovers of a run that was killed
         if full:
@@ -219,6 +214,15 @@ class Indexer:
                 self.layout.remove_stale(keep=current)
 
         return report.tally(counts, len(per_file), len(removed), len(all_chunks), embedded, skipped)
+
+    def _scan(self, timings: dict[str, float]) -> tuple[ScanResult, Counter[str]]:
+        """The tree as the settings see it, and what was left out by reason (timed as `scan`)."""
+        t = time.perf_counter()
+        cfg = self.settings.index
+        scan = Scanner(self.root, max_file_size=cfg.max_file_size, exclude=cfg.exclude).scan()
+        self.on_event(IndexEvent("scan", len(scan.files), len(scan.files)))
+        timings["scan"] = time.perf_counter() - t
+        return scan, Counter(scan.skipped)
 
     def _commit(
         self, store: IndexStore, identity: EmbedderIdentity, skipped: Counter[str], complete: bool,

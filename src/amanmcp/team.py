@@ -8,7 +8,6 @@ settings name (`store.url`), so front ends need not know which one they got.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from amanmcp.indexer import Indexer, IndexEvent, IndexReport, embed_text
 from amanmcp.models import Chunk
 from amanmcp.ranking import Candidate, RankingOptions
 from amanmcp.ranking.features import features
-from amanmcp.scan import Scanner
 from amanmcp.search import (
     FILE_DEPTH,
     NoIndexError,
@@ -104,12 +102,7 @@ class PgIndexer(Indexer):
         report = IndexReport(self.root, full, reason, identity=identity, timings=timings)
         held = store.counts()["chunks"] if full and current is not None else 0
 
-        t = time.perf_counter()
-        cfg = self.settings.index
-        scan = Scanner(self.root, max_file_size=cfg.max_file_size, exclude=cfg.exclude).scan()
-        skipped = Counter(scan.skipped)
-        self.on_event(IndexEvent("scan", len(scan.files), len(scan.files)))
-        timings["scan"] = time.perf_counter() - t
+        scan, skipped = self._scan(timings)
 
         if full:
             store.start_generation(self.repo)
