@@ -38,7 +38,7 @@ def test_index_report_and_events(project: Path, settings: Settings, embedder: Lo
     assert report.files_total == 8  # legacy.txt is undecodable, .gitignore is excluded
     assert report.skipped == {"secret": 3, "binary": 1, "undecodable": 1}
     assert set(report.timings) == {"scan", "chunk", "graph", "load", "embed", "store", "index"}
-    assert {e.stage for e in events} == {"scan", "chunk", "embed", "store", "index"}
+    assert {e.stage for e in events} == {"scan", "chunk", "embed", "store", "index", "searchable"}  # a first build
     embed_events = [e for e in events if e.stage == "embed"]
     assert embed_events[-1].done == embed_events[-1].total == report.chunks_embedded == report.chunks_total
     store = IndexStore(IndexLayout(project).current(), readonly=True)

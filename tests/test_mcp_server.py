@@ -218,18 +218,21 @@ def test_search_while_first_build_runs(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         async with connect(root) as client:
-            async def partial() -> dict[str, Any] | None:
+            async def upgrading() -> dict[str, Any] | None:
                 status = await call(client, "index_status")
                 progress = status["indexing"]
-                assert progress["state"] != "watching", "the build finished before a partial index was seen"
-                return status if progress["building"] and status["chunks"] > 0 else None
+                assert progress["state"] != "watching", "the build finished before its vector stage was seen"
+                return status if status["upgrading"] else None
 
-            status = await until(partial, what="a partial index")
-            assert not status["complete"] and status["chunks"] < 1500
-            response = await call(client, "search", query="bulk_function_0000", limit=1)
-            assert response["results"][0]["path"] == "pkg_00/mod_0000.py"
+            status = await until(upgrading, what="a first build's vector stage")
+            assert not status["complete"] and status["chunks"] == 1500 and status["vectors"] < 1500
+            assert not status["indexing"]["building"]  # every file is in: searches see the whole project
+            response = await call(client, "search", query="bulk_function_1499", limit=1)
+            assert response["results"][0]["path"] == "pkg_14/mod_1499.py"
             quality = response["search_quality"]
-            assert quality["degraded"] and quality["reason"].startswith("indexing")
+            assert quality["degraded"] and quality["reason"].startswith("upgrading: vectors for ")
+            # BM25 alone, or with static vectors where the distilled model is at hand (the user's cache)
+            assert quality["mode"] == ("hybrid" if "static vectors" in quality["reason"] else "bm25_only")
 
             status = await watching(client, timeout=180)
             assert status["complete"] and status["chunks"] == 1500

@@ -14,11 +14,14 @@ from amanmcp.config import Settings, load_config
 from amanmcp.embed.base import EmbedderIdentity
 from amanmcp.embed.factory import Selection
 from amanmcp.embed.local import LocalEmbedder
+from amanmcp.embed.static import StaticEmbedder
 from amanmcp.indexer import EMBED_GROUP, Indexer, IndexEvent
 from amanmcp.search import Searcher
 from amanmcp.status import index_status
 from amanmcp.store import IndexLayout, load_meta
 from amanmcp.store.layout import IndexLockedError
+from amanmcp.store.meta import STALLED_SECONDS, Upgrade
+from amanmcp.store.vectors import TIER
 from amanmcp.watch import LiveIndex
 from conftest import default_local_model, wait_for
 
@@ -42,41 +45,127 @@ class Stop(Exception):
     pass
 
 
-def test_progressive_first_build_is_searchable_as_it_grows(project: Path, settings: Settings, embedder) -> None:
+def test_first_build_answers_by_bm25_before_its_vectors(project: Path, settings: Settings, embedder) -> None:
     add_bulk(project)
-    seen: list[tuple[list[str], bool]] = []
+    seen: list[tuple[list[str], str, str, bool]] = []
 
     def on_event(event: IndexEvent) -> None:
-        # The second embedding group starts only after the first group was committed and published.
-        if event.stage == "embed" and event.done > EMBED_GROUP and not seen:
+        # After the first group of vectors: every file is searchable, by words only, and says why.
+        if event.stage == "embed" and event.done >= EMBED_GROUP and not seen:
             searcher = Searcher(project, settings, embedder)
-            seen.append((paths(searcher, "bulk_function_0000", 1), load_meta(IndexLayout(project).current()).complete))
+            response = searcher.search("bulk_function_0299", limit=1)
+            quality = response.search_quality
+            seen.append(([r.path for r in response.results], quality.mode, quality.reason,
+                         load_meta(IndexLayout(project).current()).complete))
             searcher.close()
 
-    report = Indexer(project, settings, embedder, on_event).run(progressive=True)
-    assert seen == [(["bulk/mod_0000.py"], False)]
+    report = Indexer(project, settings, embedder, on_event).run()
+    assert len(seen) == 1
+    found, mode, reason, complete = seen[0]
+    assert found == ["bulk/mod_0299.py"] and mode == "bm25_only" and not complete
+    assert reason.startswith(f"upgrading: vectors for {EMBED_GROUP:,} of {report.chunks_total:,} chunks are built")
     assert report.full_rebuild and report.chunks_embedded == report.chunks_total
-    assert load_meta(IndexLayout(project).current()).complete
-    assert paths(Searcher(project, settings, embedder), "bulk_function_0299", 1) == ["bulk/mod_0299.py"]
+    meta = load_meta(IndexLayout(project).current())
+    assert meta.complete and meta.upgrade is None
+    response = Searcher(project, settings, embedder).search("bulk_function_0299", limit=1)
+    assert [r.path for r in response.results] == ["bulk/mod_0299.py"]
+    assert response.search_quality.mode == "hybrid" and not response.search_quality.degraded
 
 
-def test_interrupted_progressive_build_resumes(project: Path, settings: Settings, embedder) -> None:
+def test_first_build_answers_with_static_vectors_before_its_own(
+    project: Path, settings: Settings, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the distilled static model at hand, a big first build's static tier answers (with BM25) while
+    the model's vectors are built, in its own space; the last commit swaps to the model's and drops it."""
+    import amanmcp.embed.static as static
+
+    StaticEmbedder().embed_documents(["distil it once (cached for the session)"])
+    monkeypatch.setattr(static, "TIER_MIN", 0)  # the fixture is small; the rule for size is tested below
+    add_bulk(project)
+    seen = []
+
+    def on_event(event: IndexEvent) -> None:
+        if event.stage == "embed" and event.done >= EMBED_GROUP and not seen:
+            searcher = Searcher(project, settings, embedder)
+            seen.append(searcher.search("multiply a value by a constant", limit=10, explain=True))
+            seen.append((IndexLayout(project).current() / TIER).is_dir())
+            searcher.close()
+
+    Indexer(project, settings, embedder, on_event).run()
+    during, tier_folder = seen
+    quality = during.search_quality
+    assert quality.mode == "hybrid" and quality.degraded and (quality.backend, quality.model) == (
+        "static", "all-MiniLM-L6-v2-m2v256")
+    assert quality.reason.startswith("upgrading: vectors for ") and "static vectors (all-MiniLM-L6-v2-m2v256)" \
+        in quality.reason
+    assert tier_folder and any(r.explain.vector_rank is not None for r in during.results)
+
+    after = Searcher(project, settings, embedder).search("multiply a value by a constant", limit=10)
+    assert after.search_quality.mode == "hybrid" and not after.search_quality.degraded
+    assert after.search_quality.backend == "local"
+    assert not (IndexLayout(project).current() / TIER).exists()
+
+
+def test_static_tier_only_where_it_pays(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small builds get their own vectors soon: no tier. A model not distilled yet is distilled only
+    for a build big enough to pay for the wait; a search never distils."""
+    import amanmcp.embed.static as static
+
+    assert static.tier_embedder("all-MiniLM-L6-v2", static.TIER_MIN - 1) is None
+    assert static.tier_embedder("nomic-embed-text", static.TIER_DISTIL_MIN) is None  # not a local BERT model
+    monkeypatch.setattr(static, "distilled_path", lambda directory, name: Path("/nonexistent/static-model"))
+    assert static.tier_embedder("all-MiniLM-L6-v2", static.TIER_DISTIL_MIN - 1) is None
+    assert static.tier_embedder("all-MiniLM-L6-v2") is None
+    assert static.tier_embedder("all-MiniLM-L6-v2", static.TIER_DISTIL_MIN) is not None
+
+
+def test_first_build_text_is_published_as_it_grows(
+    project: Path, settings: Settings, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big project's text stage commits as it goes: what is stored answers before the rest is read."""
+    import amanmcp.indexer as indexer_module
+
+    monkeypatch.setattr(indexer_module, "COMMIT_SECONDS", 0.0)
+    add_bulk(project)
+    seen: list[tuple[int, int, bool, bool, str]] = []
+
+    def on_event(event: IndexEvent) -> None:
+        if event.stage == "store" and event.done == event.total // 2 and not seen:
+            current = IndexLayout(project).current()
+            assert current is not None  # published before the text stage ends
+            status = index_status(project, settings)
+            searcher = Searcher(project, settings, embedder)
+            response = searcher.search("bulk function", limit=5)
+            seen.append((status.files, event.total, load_meta(current).building, bool(response.results),
+                         response.search_quality.reason))
+            searcher.close()
+
+    Indexer(project, settings, embedder, on_event).run()
+    (files, total, building, found, reason), = seen
+    assert 0 < files < total and building and found
+    assert reason.startswith("indexing: a first build is storing")
+
+
+def test_interrupted_first_build_resumes_its_vectors(project: Path, settings: Settings, embedder) -> None:
     add_bulk(project)
 
     def stop_after_first_group(event: IndexEvent) -> None:
-        if event.stage == "embed" and event.done > EMBED_GROUP:
+        if event.stage == "embed" and event.done >= EMBED_GROUP:
             raise Stop
 
     with pytest.raises(Stop):
-        Indexer(project, settings, embedder, stop_after_first_group).run(progressive=True)
+        Indexer(project, settings, embedder, stop_after_first_group).run()
     status = index_status(project, settings)
-    assert status.indexed and not status.complete and 0 < status.chunks < BULK
-    partial = status.chunks
+    assert status.indexed and not status.complete and status.chunks > BULK and status.vectors == EMBED_GROUP
+    assert status.upgrading is not None and status.upgrading.startswith(
+        f"upgrading: vectors for {EMBED_GROUP:,} of {status.chunks:,} chunks are built")
+    assert status.eta_seconds is not None and status.eta_seconds > 0
 
-    report = Indexer(project, settings, embedder).run(progressive=True)
+    report = Indexer(project, settings, embedder).run()
     assert not report.full_rebuild  # picks up where it stopped instead of starting over
-    assert report.chunks_embedded == report.chunks_total - partial
-    assert index_status(project, settings).complete
+    assert report.files_changed == 0 and report.chunks_embedded == status.chunks - EMBED_GROUP
+    final = index_status(project, settings)
+    assert final.complete and final.vectors == final.chunks and final.upgrading is None
 
 
 def test_edit_reembeds_only_changed_chunks(project: Path, settings: Settings, embedder) -> None:
@@ -230,3 +319,13 @@ def test_a_branch_switch_converges_with_no_result_pointing_at_a_missing_file(
 
     wait_for(settled, 60, "the index to follow the branch switch")
     assert live.progress().state == "watching"
+
+
+def test_upgrade_progress_line() -> None:
+    upgrade = Upgrade(total=1000, started=100.0).advanced(250, now=110.0)
+    assert upgrade.eta_seconds == 30.0
+    assert upgrade.describe(now=111.0) == ("upgrading: vectors for 250 of 1,000 chunks are built, about 30s left; "
+                                           "BM25 answers until all are in")
+    assert Upgrade.from_value(upgrade.to_dict()) == upgrade
+    stopped = upgrade.describe(now=110.0 + STALLED_SECONDS + 1)  # nobody committed for long: not running
+    assert "the build stopped (the next `amanmcp index` or `serve` finishes it); BM25 answers meanwhile" in stopped

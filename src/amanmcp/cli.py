@@ -144,6 +144,10 @@ def index(
     tasks: dict[str, Any] = {}
 
     def on_event(event: IndexEvent) -> None:
+        if event.stage == "searchable":  # a first build: searchable by words now, vectors next
+            progress.console.print(f"searchable now: {event.total} chunks answer by BM25 while their vectors "
+                                   "are built (an interruption resumes there)", markup=False)
+            return
         if event.stage not in tasks:
             tasks[event.stage] = progress.add_task(labels[event.stage], total=max(event.total, 1))
         progress.update(tasks[event.stage], completed=event.done if event.total else 1, total=max(event.total, 1))
@@ -407,9 +411,11 @@ def status(
         ("last indexed", when), ("languages", escape(", ".join(f"{k} {v}" for k, v in info.languages.items()))),
         ("skipped", escape(", ".join(f"{k} {v}" for k, v in info.skipped.items()) or "none")),
     ]
-    if not info.complete:
-        rows.insert(0, ("state", "[yellow]partial: a first build is running (`serve`) or was interrupted; "
-                                 "the next `index` or `serve` finishes it[/yellow]"))
+    if info.upgrading:
+        rows.insert(0, ("state", f"[yellow]{escape(info.upgrading)}[/yellow]"))
+    elif not info.complete:
+        rows.insert(0, ("state", "[yellow]partial: a first build is storing the project's text, or was "
+                                 "interrupted; the next `index` or `serve` finishes it[/yellow]"))
     for key, value in rows:
         table.add_row(key, value)
     out.print(table)

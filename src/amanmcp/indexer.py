@@ -2,7 +2,9 @@
 
 A full build goes into a new generation folder published by one atomic rename; an incremental run
 changes the live database in one transaction. Either way a crash leaves a searchable index.
-A progressive first build (for `serve`) is published at once and grows a commit at a time.
+A first build (no complete index yet) is tiered: its text is published at once and BM25 answers
+within seconds; the vectors follow, committed a group at a time, and searches use them once all
+are in.
 
 Safety rails: a damaged index (`IndexDamagedError`) is rebuilt in full, never patched; a full rebuild
 that finds nothing to index never replaces an index that holds chunks unless asked (`allow_empty`);
@@ -16,10 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +30,7 @@ import numpy as np
 from amanmcp.chunk import chunk_file, detect_language
 from amanmcp.config import Settings
 from amanmcp.embed.base import Embedder, EmbedderIdentity
+from amanmcp.embed.static import tier_embedder
 from amanmcp.errors import AmanError, IndexDamagedError
 from amanmcp.graph.extract import extract_file
 from amanmcp.graph.model import FileGraph
@@ -36,15 +40,17 @@ from amanmcp.scan import ScannedFile, Scanner, ScanResult, looks_minified, read_
 from amanmcp.store import IndexLayout, IndexStore, VectorIndex, load_meta, read_meta
 from amanmcp.store.db import SCHEMA_VERSION, FileRecord
 from amanmcp.store.layout import write_failure
-from amanmcp.store.vectors import STAMP
+from amanmcp.store.meta import Upgrade
+from amanmcp.store.vectors import STAMP, TIER
 
 log = logging.getLogger(__name__)
-EMBED_GROUP = 256  # chunks per progress step; the embedder batches inside it
+EMBED_GROUP = 256  # chunks per progress step and per commit of a tiered build's vectors; batches inside it
+COMMIT_SECONDS = 2.0  # a tiered build commits its text this often: a big project is searchable as it grows
 
 
 @dataclass(frozen=True, slots=True)
 class IndexEvent:
-    stage: str  # scan | chunk | embed | store | index (timings also have load: model start-up)
+    stage: str  # scan | chunk | embed | store | index | searchable (a tiered build's text is all in; vectors next)
     done: int
     total: int
 
@@ -69,7 +75,7 @@ class IndexReport:
         """Fill in what a finished run did (the same for every store) and return the report."""
         self.files_total, self.chunks_total = counts["files"], counts["chunks"]
         self.files_changed, self.files_removed = changed, removed
-        self.chunks_embedded, self.chunks_reused = embedded, chunks - embedded
+        self.chunks_embedded, self.chunks_reused = embedded, max(chunks - embedded, 0)
         self.skipped = dict(skipped)
         return self
 
@@ -100,29 +106,29 @@ class Indexer:
         self.layout = IndexLayout(root)
         self.on_event = on_event or (lambda event: None)
 
-    def run(self, force: bool = False, *, progressive: bool = False, allow_empty: bool = False) -> IndexReport:
+    def run(self, force: bool = False, *, allow_empty: bool = False) -> IndexReport:
         """Bring the index up to date with the tree (full or incremental, as needed).
 
-        `progressive`: while there is no complete index, publish the new one at once and commit
-        it a group of files at a time, so searches see it grow and an interrupted build resumes
-        where it stopped. Rebuilds of a complete index stay atomic: the old one answers until the
-        swap. `allow_empty`: let a full rebuild that finds no chunks replace an index that holds
-        some (otherwise that is refused with an AmanError and the old index stays).
+        With no complete index to protect (none yet, a damaged one, or a first build that was
+        interrupted) the build is tiered: every file's text is stored and published first, so BM25
+        answers within seconds, then the vectors are built in groups, each committed as it comes (an
+        interrupted build resumes there). Searches use vectors only once all are in, so they never
+        see part of a vector space. Rebuilds of a complete index stay atomic: the old one answers
+        until the swap. `allow_empty`: let a full rebuild that finds no chunks replace an index that
+        holds some (otherwise that is refused with an AmanError and the old index stays).
         """
         try:
             with self.layout.write_lock():
-                return self._run(force, progressive, allow_empty)
+                return self._run(force, allow_empty)
         except OSError as exc:  # a full disk, a read-only index folder: the run stops, the old index stays live
             raise write_failure(self.layout.base, exc) from exc
 
-    def _run(self, force: bool, progressive: bool, allow_empty: bool) -> IndexReport:
+    def _run(self, force: bool, allow_empty: bool) -> IndexReport:
         timings: dict[str, float] = {"embed": 0.0, "store": 0.0, "index": 0.0}
         identity = self.embedder.identity
         current = self.layout.current()
         full, reason, damaged = self._needs_full(current, identity, force)
-        grow = progressive and (
-            current is None or damaged or (not full and not load_meta(current).complete)
-        )
+        tiered = current is None or damaged or (not full and not load_meta(current).complete)
         held = 0 if current is None or damaged or not full else _chunk_count(current)
         report = IndexReport(self.root, full, reason, identity=identity, timings=timings)
 
@@ -137,8 +143,8 @@ class Indexer:
         store = IndexStore(target)
         published = not full
         try:
-            if full and grow:  # searchable from the first group on
-                self._commit(store, identity, skipped, False, timings)
+            if full and tiered:  # nothing complete to protect: searchable from the first commit on
+                self._commit(store, identity, skipped, False, timings, vectors=False)
                 self.layout.publish(target)
                 published = True
             previous = store.file_states()
@@ -164,43 +170,31 @@ class Indexer:
                     "`.gitignore` and `index.exclude`, or pass --allow-empty to replace it with an empty index"
                 )
 
-            known = [r.path for r, _ in per_file if r.path in previous]
-            reuse = {} if full else {embed_text(c): v for c, v in store.stored_vectors(known)}
             all_chunks = [c for _, chunks in per_file for c in chunks]
-            to_embed = sum(1 for c in all_chunks if embed_text(c) not in reuse)
-            if to_embed:  # model start-up is not embedding speed: time it apart
-                t = time.perf_counter()
-                self.embedder.embed_documents(["warm up"])
-                timings["load"] = time.perf_counter() - t
-                self.on_event(IndexEvent("embed", 0, to_embed))  # the bar and its clock start now
-
             store.delete_files(removed)
-            embedded = stored = 0
-            for group in _groups(per_file, EMBED_GROUP) if grow else [per_file]:
+            if tiered:
+                self._store(store, per_file, graphs, None, timings, lambda: self._commit(
+                    store, identity, skipped, False, timings, vectors=False))
+                embedded = self._upgrade(store, identity, skipped, timings)
+            else:
+                known = [r.path for r, _ in per_file if r.path in previous]
+                reuse = {} if full else {embed_text(c): v for c, v in store.stored_vectors(known)}
+                to_embed = sum(1 for c in all_chunks if embed_text(c) not in reuse)
+                if to_embed:
+                    self._load_model(timings, to_embed)
                 t = time.perf_counter()
-                vectors, count = self._embed([c for _, cs in group for c in cs], reuse, embedded, to_embed)
-                embedded += count
+                vectors, embedded = self._embed(all_chunks, reuse, 0, to_embed)
                 timings["embed"] += time.perf_counter() - t
-
-                t = time.perf_counter()
-                offset = 0
-                for record, chunks in group:
-                    traits = [features(c.content) for c in chunks]
-                    store.put_file(record, chunks, vectors[offset : offset + len(chunks)], traits)
-                    store.put_graph(record.path, graphs.get(record.path))
-                    offset += len(chunks)
-                    stored += 1
-                    self.on_event(IndexEvent("store", stored, len(per_file)))
-                timings["store"] += time.perf_counter() - t
-                if grow and stored < len(per_file):
-                    self._commit(store, identity, skipped, False, timings)
+                self._store(store, per_file, graphs, vectors, timings, None)
 
             redacted = store.redactions()
             if redacted:
                 skipped["redacted_secrets"] = redacted
             # Nothing changed (a rescan under `serve`, a repeated `index`): stamp, keep the vector cache.
-            unchanged = not full and not per_file and not removed and _cache_matches(store)
+            unchanged = not full and not tiered and not per_file and not removed and _cache_matches(store)
             self._commit(store, identity, skipped, True, timings, vectors=not unchanged)
+            if tiered:  # the build's own vectors answer now
+                shutil.rmtree(store.directory / TIER, ignore_errors=True)
             self.on_event(IndexEvent("index", 1, 1))
 
             counts = store.counts()
@@ -215,6 +209,92 @@ class Indexer:
 
         return report.tally(counts, len(per_file), len(removed), len(all_chunks), embedded, skipped)
 
+    def _load_model(self, timings: dict[str, float], to_embed: int) -> None:
+        """Start the model apart from embedding (start-up is not embedding speed), then start the bar."""
+        t = time.perf_counter()
+        self.embedder.embed_documents(["warm up"])
+        timings["load"] = time.perf_counter() - t
+        self.on_event(IndexEvent("embed", 0, to_embed))  # the bar and its clock start now
+
+    def _store(
+        self, store: IndexStore, per_file: list[tuple[FileRecord, list[Chunk]]], graphs: dict[str, FileGraph | None],
+        vectors: np.ndarray | None, timings: dict[str, float], checkpoint: Callable[[], None] | None,
+    ) -> None:
+        """Write each file's chunks (with `vectors`, or none yet), content features and graph.
+        `checkpoint` (a tiered build) commits every COMMIT_SECONDS, so a big first build is searchable
+        as it grows and resumes where it stopped."""
+        t = last = time.perf_counter()
+        offset = 0
+        for stored, (record, chunks) in enumerate(per_file, 1):
+            traits = [features(c.content) for c in chunks]
+            part = vectors[offset : offset + len(chunks)] if vectors is not None else None
+            store.put_file(record, chunks, part, traits)
+            store.put_graph(record.path, graphs.get(record.path))
+            offset += len(chunks)
+            self.on_event(IndexEvent("store", stored, len(per_file)))
+            if checkpoint is not None and time.perf_counter() - last > COMMIT_SECONDS and stored < len(per_file):
+                checkpoint()
+                last = time.perf_counter()
+        timings["store"] += time.perf_counter() - t
+
+    def _upgrade(
+        self, store: IndexStore, identity: EmbedderIdentity, skipped: Counter[str], timings: dict[str, float]
+    ) -> int:
+        """The vector stage of a tiered build: publish the text (BM25 answers from here on), then embed
+        every chunk that has no vector, longest first (batches pad little and the ETA errs long),
+        committing each group with the progress that `status` and `search_quality` report."""
+        pending = store.embedding_inputs(missing=True)
+        upgrade = Upgrade(total=len(pending), started=time.time())
+        self._commit(store, identity, skipped, False, timings, vectors=False, upgrade=upgrade)
+        counts = store.counts()
+        self.on_event(IndexEvent("searchable", counts["chunks"], counts["chunks"]))
+        if not pending:
+            return 0
+        tier = self._static_tier(store, len(pending), timings)
+        if tier is not None:
+            self._commit(store, identity, skipped, False, timings, vectors=False,
+                         upgrade=replace(upgrade, tier=tier))
+        self._load_model(timings, len(pending))
+        texts = {cid: embed_text(chunk) for cid, chunk in pending}
+        order = sorted(texts, key=lambda cid: -len(texts[cid]))
+        upgrade = Upgrade(total=len(pending), started=time.time(), tier=tier)
+        for start in range(0, len(order), EMBED_GROUP):
+            group = order[start : start + EMBED_GROUP]
+            t = time.perf_counter()
+            vectors = self.embedder.embed_documents([texts[cid] for cid in group])
+            timings["embed"] += time.perf_counter() - t
+            t = time.perf_counter()
+            store.set_vectors(group, vectors)
+            timings["store"] += time.perf_counter() - t
+            upgrade = upgrade.advanced(len(group))
+            self._commit(store, identity, skipped, False, timings, vectors=False, upgrade=upgrade)
+            self.on_event(IndexEvent("embed", upgrade.done, upgrade.total))
+        return len(order)
+
+    def _static_tier(self, store: IndexStore, pending: int, timings: dict[str, float]) -> EmbedderIdentity | None:
+        """Static vectors of every chunk, in the generation's TIER folder: searches use them (with BM25)
+        until the build's own vectors are all in, and the last commit deletes them. None (BM25 alone
+        meanwhile) when the build's embedder is static itself or no static model is at hand
+        (`embed.static.tier_embedder`); a failure costs only the tier."""
+        if self.embedder.identity.backend == "static":
+            return None
+        t = time.perf_counter()
+        try:
+            tier = tier_embedder(self.settings.embeddings.model, pending)
+            if tier is None:
+                return None
+            rows = store.embedding_inputs(missing=False)
+            matrix = tier.embed_documents([embed_text(chunk) for _, chunk in rows])
+            folder = store.directory / TIER
+            folder.mkdir(exist_ok=True)
+            VectorIndex.build(folder, np.array([cid for cid, _ in rows], dtype=np.int64), matrix, 0,
+                              self.settings.index.exact_search_max, paths=[chunk.path for _, chunk in rows])
+            timings["tier"] = time.perf_counter() - t
+            return tier.identity
+        except Exception as exc:  # the tier is a courtesy: BM25 answers without it
+            log.warning("no static vectors while this first build's own are built: %s", exc)
+            return None
+
     def _scan(self, timings: dict[str, float]) -> tuple[ScanResult, Counter[str]]:
         """The tree as the settings see it, and what was left out by reason (timed as `scan`)."""
         t = time.perf_counter()
@@ -226,10 +306,12 @@ class Indexer:
 
     def _commit(
         self, store: IndexStore, identity: EmbedderIdentity, skipped: Counter[str], complete: bool,
-        timings: dict[str, float], *, vectors: bool = True,
+        timings: dict[str, float], *, vectors: bool = True, upgrade: Upgrade | None = None,
     ) -> None:
         """Stamp and commit (store time), then rebuild the vector cache from SQLite (index time).
-        `vectors=False`: no chunk changed, the cache (and its version) stays as it is."""
+        `vectors=False`: the cache (and its version) stays as it is: no chunk changed, or searches do
+        not use vectors yet (a tiered build before its last commit). `upgrade`: a tiered build's
+        vector stage, in progress."""
         t = time.perf_counter()
         version = read_meta(store).vectors_version + (1 if vectors else 0)
         store.set_meta("schema_version", SCHEMA_VERSION)
@@ -239,6 +321,7 @@ class Indexer:
         store.set_meta("skipped", dict(skipped))
         store.set_meta("complete", complete)
         store.set_meta("graph", self.settings.index.graph)
+        store.set_meta("upgrade", upgrade.to_dict() if upgrade is not None else None)
         store.commit()
         timings["store"] += time.perf_counter() - t
         if not vectors:
@@ -360,22 +443,6 @@ class Indexer:
             out[group] = self.embedder.embed_documents([texts[i] for i in group])
             self.on_event(IndexEvent("embed", done + start + len(group), total))
         return out, len(order)
-
-
-def _groups(
-    per_file: list[tuple[FileRecord, list[Chunk]]], size: int
-) -> Iterator[list[tuple[FileRecord, list[Chunk]]]]:
-    """Consecutive files holding about `size` chunks each (a big file is never split)."""
-    group: list[tuple[FileRecord, list[Chunk]]] = []
-    count = 0
-    for item in per_file:
-        group.append(item)
-        count += len(item[1])
-        if count >= size:
-            yield group
-            group, count = [], 0
-    if group:
-        yield group
 
 
 def _cache_matches(store: IndexStore) -> bool:

@@ -207,8 +207,9 @@ class SearchService:
             quality = response.search_quality
             running = (f"in another amanmcp serve (pid {progress.writer_pid})" if following
                        else _describe(progress.stage, progress.done, progress.total))
-            note = f"indexing: the first build is running ({running})"
-            quality.reason = f"{note}; {quality.reason}" if quality.reason else note
+            note = f"indexing: the first build is running ({running}); BM25 answers from the part stored so far"
+            rest = "" if quality.reason.startswith("indexing:") else quality.reason  # the store's own words for it
+            quality.reason = f"{note}; {rest}" if rest else note
             quality.degraded = True
         return response
 

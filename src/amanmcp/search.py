@@ -17,11 +17,14 @@ from pydantic import BaseModel
 from amanmcp.config import Settings
 from amanmcp.embed.base import Embedder, EmbedderIdentity
 from amanmcp.embed.rerank import RerankError, make_reranker
+from amanmcp.embed.static import tier_embedder
 from amanmcp.errors import UsageError
 from amanmcp.ranking import Candidate, QueryProfile, RankingOptions, analyze, source_weights
 from amanmcp.ranking import rank as rank_candidates
 from amanmcp.store import IndexLayout, IndexStore, VectorIndex, read_meta
 from amanmcp.store.db import Filters
+from amanmcp.store.meta import Upgrade
+from amanmcp.store.vectors import TIER
 from amanmcp.tokens import query_words
 
 log = logging.getLogger(__name__)
@@ -123,6 +126,8 @@ class Searcher:
         self._store: IndexStore | None = None
         self._vectors: VectorIndex | None = None
         self._vectors_version: int | None = None
+        self._tier: tuple[Path, VectorIndex] | None = None  # a first build's static vectors, by generation
+        self._tier_model: Embedder | None = None
 
     def close(self) -> None:
         if self.reranker is not None:
@@ -315,6 +320,34 @@ class Searcher:
 
         return [cid for _, (cid, _) in sorted(first.items(), key=order)]
 
+    def _tier_candidates(
+        self, query: str, depth: int, filters: Filters, store: IndexStore, upgrade: Upgrade
+    ) -> tuple[list[tuple[int, float]], dict[str, int], SearchQuality] | None:
+        """While a first build's own vectors are built: its static tier's nearest chunks and file
+        ranks (in its own space, never mixed with another), or None when it has none or it fails."""
+        tier = upgrade.tier
+        if tier is None or self._generation is None:
+            return None
+        try:
+            if self._tier is None or self._tier[0] != self._generation:
+                loaded = VectorIndex.load(self._generation / TIER, 0)
+                if loaded is None:
+                    return None
+                self._tier = (self._generation, loaded)
+            if self._tier_model is None or self._tier_model.identity != tier:
+                self._tier_model = tier_embedder(self.settings.embeddings.model)
+            if self._tier_model is None or self._tier_model.identity != tier:
+                return None
+            vector = self._tier_model.embed_query(query)
+        except Exception as exc:  # the tier is a courtesy: BM25 answers without it
+            log.warning("static tier unavailable: %s", exc)
+            return None
+        index = self._tier[1]
+        allowed = store.filtered_ids(filters) if filters.active else None
+        quality = SearchQuality(mode="hybrid", degraded=True, reason=upgrade.describe(tier=True),
+                                backend=tier.backend, model=tier.model)
+        return index.search(vector, depth, allowed), index.file_ranks(vector, FILE_DEPTH), quality
+
     def _vector_candidates(
         self, store: IndexStore, query: str, depth: int, filters: Filters
     ) -> tuple[list[tuple[int, float]], dict[str, int], SearchQuality]:
@@ -340,6 +373,11 @@ class Searcher:
                 f"embedder_mismatch: the index was built with {index_identity.label()}, the current embedder "
                 f"is {identity.label()}; re-run `amanmcp index` to re-embed, or select the index's embedder"
             )
+        if not meta.complete:  # a first build: its vectors count only once all are in (never part of a space)
+            if meta.upgrade is None:
+                return bm25_only("indexing: a first build is storing the project's text; vectors follow it")
+            tiered = self._tier_candidates(query, depth, filters, store, meta.upgrade)
+            return tiered if tiered is not None else bm25_only(meta.upgrade.describe())
         try:
             vector = self.embedder.embed_query(identity.query_prefix + query)
         except Exception as exc:

@@ -25,7 +25,7 @@ class IndexProgress(BaseModel):
     state: Literal["starting", "indexing", "watching", "following", "error"]
     role: Literal["writer", "reader"] = "writer"
     writer_pid: int | None = None
-    building: bool = False  # the first build is still running: searches see part of the project
+    building: bool = False  # a first build is storing the project's text: searches see part of it
     stage: str = ""  # scan | chunk | embed | store | index
     done: int = 0
     total: int = 0
@@ -53,6 +53,8 @@ class IndexStatus(BaseModel):
     root: str
     indexed: bool
     complete: bool = True  # False while a first build is partial (still running, or interrupted)
+    upgrading: str | None = None  # a first build's vectors are being built: progress, ETA; BM25 answers meanwhile
+    eta_seconds: float | None = None  # of that vector stage, at its rate so far (null before its first group)
     files: int = 0
     stale_files: int = 0  # indexed files changed on disk (size or mtime) or deleted since they were indexed
     chunks: int = 0
@@ -95,6 +97,8 @@ def index_status(root: Path, settings: Settings, selection: Selection | None = N
             root=str(root),
             indexed=True,
             complete=meta.complete,
+            upgrading=meta.upgrade.describe() if meta.upgrade is not None and not meta.complete else None,
+            eta_seconds=meta.upgrade.eta_seconds if meta.upgrade is not None and not meta.complete else None,
             files=counts["files"],
             stale_files=len(changed_files(root, store.file_stats())),
             chunks=counts["chunks"],

@@ -4,7 +4,7 @@ Many `serve` processes may share one project (`ServeIndex`): one writer runs the
 the others answer read-only and one of them takes over when the writer goes away.
 
 The watcher thread (watchfiles: inotify/FSEvents, debounced) only collects changed paths. The
-worker thread owns every write: the start-up run (a progressive first build, or catching up with
+worker thread owns every write: the start-up run (a tiered first build, or catching up with
 edits made while nothing was running), then one incremental run per batch of changes, committed
 to SQLite and the vector cache, so an edit is searchable about a second later and a restart
 starts from the updated index. Every run rescans the tree, so `.gitignore` edits take effect the
@@ -263,7 +263,7 @@ class LiveIndex:
                 self._update(state="error", building=False, last_error=refusal, last_run_at=time.time())
                 return None
             try:
-                building = current is None or not load_meta(current).complete
+                building = current is None or load_meta(current).building
             except IndexDamagedError:
                 building = True  # rebuilt from scratch by this run
             self._update(state="indexing", building=building, stage="scan", done=0, total=0,
@@ -271,7 +271,7 @@ class LiveIndex:
             log.info("indexing %s (%s)", self.root, why)
             started = time.perf_counter()
             indexer = Indexer(self.root, self.settings, self.selection.embedder, self._on_event)
-            report = indexer.run(progressive=True)
+            report = indexer.run()
         except Cancelled:
             raise
         except Exception as exc:
@@ -312,6 +312,9 @@ class LiveIndex:
     def _on_event(self, event: IndexEvent) -> None:
         if self._stop.is_set():
             raise Cancelled
+        if event.stage == "searchable":  # a tiered first build: all text is in, the vectors come next
+            self._update(building=False, stage=event.stage, done=event.done, total=event.total)
+            return
         self._update(stage=event.stage, done=event.done, total=event.total)
 
     def _update(self, **changes: object) -> None:
@@ -395,7 +398,7 @@ class ServeIndex:
         self._release: Callable[[], None] | None = None
         self._threads: list[threading.Thread] = []
         self._writer_pid: int | None = None
-        self._building = False  # as a reader: the index on disk is a first build still growing
+        self._building = False  # as a reader: the index on disk is a first build still storing its text
         self._problem: str | None = None  # as a reader: why this process could not take the writer role
 
     # -- what the tools read --------------------------------------------------------------------
@@ -507,7 +510,7 @@ class ServeIndex:
         current = self.layout.current()
         if current is not None:
             try:
-                building = not load_meta(current).complete
+                building = load_meta(current).building
             except AmanError:
                 building = False
         with self._lock:

@@ -266,6 +266,20 @@ class IndexStore:
         return out
 
     @_guarded
+    def embedding_inputs(self, *, missing: bool) -> list[tuple[int, Chunk]]:
+        """(id, chunk) by id: `missing`, those with no vector yet (a first build's vector stage fills
+        them in); otherwise all (its static tier embeds every chunk)."""
+        rows = self.conn.execute(
+            "SELECT id, path, start_line, end_line, content, language, content_type, symbol, symbol_type "
+            f"FROM chunks {'WHERE vector IS NULL ' if missing else ''}ORDER BY id")
+        return [(r[0], Chunk(*r[1:])) for r in rows]
+
+    @_guarded
+    def set_vectors(self, ids: Sequence[int], vectors: np.ndarray) -> None:
+        self.conn.executemany("UPDATE chunks SET vector = ? WHERE id = ?",
+                              [(v.astype(np.float32).tobytes(), cid) for cid, v in zip(ids, vectors, strict=True)])
+
+    @_guarded
     def touch_file(self, path: str, mtime: float) -> None:
         self.conn.execute("UPDATE files SET mtime = ? WHERE path = ?", (mtime, path))
 

@@ -14,6 +14,7 @@ import numpy as np
 
 MATRIX, IDS, HNSW, STAMP = "vectors.npy", "vector_ids.npy", "vectors.usearch", "vectors.json"
 FILES, FILE_PATHS = "file_vectors.npy", "file_paths.json"  # one centroid per file: its chunks' mean direction
+TIER = "tier"  # a first build's static vectors (the same files, in this sub-folder) while its own are built
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
