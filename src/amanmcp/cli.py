@@ -159,8 +159,10 @@ def index(
     table = Table(title=Text(f"Indexed {root}"), title_justify="left")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
-    for stage in ("scan", "chunk", "graph", "load", "embed", "store", "index"):
-        label = "load model" if stage == "load" else stage
+    for stage in ("scan", "chunk", "graph", "tier", "load", "embed", "store", "index"):
+        if stage == "tier" and stage not in report.timings:  # static vectors only for a big first build
+            continue
+        label = {"load": "load model", "tier": "static tier"}.get(stage, stage)
         table.add_row(label, f"{report.timings.get(stage, 0.0):.2f}")
     total = sum(report.timings.values())
     table.add_row("total", f"{total:.2f}", style="bold")

@@ -21,7 +21,7 @@ import logging
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -151,33 +151,25 @@ class Indexer:
             changed, dropped = self._changed_files(scan.files, previous, skipped, store)
             removed = (set(previous) - {f.path for f in scan.files}) | (dropped & set(previous))
 
-            t = time.perf_counter()
-            per_file: list[tuple[FileRecord, list[Chunk]]] = []
-            graphs: dict[str, FileGraph | None] = {}
-            timings["graph"] = 0.0
-            for i, (file, text, redactions) in enumerate(changed, 1):
-                chunks = self._chunk(file, text, skipped)
-                if chunks is not None:
-                    per_file.append((self._record(file, text, redactions), chunks))
-                    graphs[file.path] = self._graph(file.path, text, timings)
-                self.on_event(IndexEvent("chunk", i, len(changed)))
-            timings["chunk"] = time.perf_counter() - t - timings["graph"]
-            if held and not allow_empty and not any(chunks for _, chunks in per_file):
-                left_out = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())) or "nothing skipped"
-                raise AmanError(
-                    f"the rebuild of {self.root} found nothing to index ({len(scan.files)} files scanned; "
-                    f"{left_out}), so the current index ({held} chunks) was kept. Check the folder, "
-                    "`.gitignore` and `index.exclude`, or pass --allow-empty to replace it with an empty index"
-                )
-
-            all_chunks = [c for _, chunks in per_file for c in chunks]
+            timings["chunk"] = timings["graph"] = 0.0
             store.delete_files(removed)
-            if tiered:
-                self._store(store, per_file, graphs, None, timings, lambda: self._commit(
+            files = self._chunked(changed, skipped, timings)
+            if tiered:  # chunked and stored file by file: what is committed answers while the rest is read
+                per_file = self._store(store, files, None, timings, len(changed), lambda: self._commit(
                     store, identity, skipped, False, timings, vectors=False))
+                all_chunks = [c for _, chunks in per_file for c in chunks]
                 embedded = self._upgrade(store, identity, skipped, timings)
             else:
-                known = [r.path for r, _ in per_file if r.path in previous]
+                chunked = list(files)
+                if held and not allow_empty and not any(chunks for _, chunks, _ in chunked):
+                    left_out = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())) or "nothing skipped"
+                    raise AmanError(
+                        f"the rebuild of {self.root} found nothing to index ({len(scan.files)} files scanned; "
+                        f"{left_out}), so the current index ({held} chunks) was kept. Check the folder, "
+                        "`.gitignore` and `index.exclude`, or pass --allow-empty to replace it with an empty index"
+                    )
+                all_chunks = [c for _, chunks, _ in chunked for c in chunks]
+                known = [r.path for r, _, _ in chunked if r.path in previous]
                 reuse = {} if full else {embed_text(c): v for c, v in store.stored_vectors(known)}
                 to_embed = sum(1 for c in all_chunks if embed_text(c) not in reuse)
                 if to_embed:
@@ -185,7 +177,7 @@ class Indexer:
                 t = time.perf_counter()
                 vectors, embedded = self._embed(all_chunks, reuse, 0, to_embed)
                 timings["embed"] += time.perf_counter() - t
-                self._store(store, per_file, graphs, vectors, timings, None)
+                per_file = self._store(store, chunked, vectors, timings, len(chunked), None)
 
             redacted = store.redactions()
             if redacted:
@@ -216,26 +208,44 @@ class Indexer:
         timings["load"] = time.perf_counter() - t
         self.on_event(IndexEvent("embed", 0, to_embed))  # the bar and its clock start now
 
+    def _chunked(
+        self, changed: list[tuple[ScannedFile, str, int]], skipped: Counter[str], timings: dict[str, float]
+    ) -> Iterator[tuple[FileRecord, list[Chunk], FileGraph | None]]:
+        """Each changed file's record, chunks and code graph, as it is read (chunk and graph time)."""
+        for i, (file, text, redactions) in enumerate(changed, 1):
+            t = time.perf_counter()
+            graph_before = timings["graph"]
+            chunks = self._chunk(file, text, skipped)
+            graph = self._graph(file.path, text, timings) if chunks is not None else None
+            timings["chunk"] += time.perf_counter() - t - (timings["graph"] - graph_before)
+            self.on_event(IndexEvent("chunk", i, len(changed)))
+            if chunks is not None:
+                yield self._record(file, text, redactions), chunks, graph
+
     def _store(
-        self, store: IndexStore, per_file: list[tuple[FileRecord, list[Chunk]]], graphs: dict[str, FileGraph | None],
-        vectors: np.ndarray | None, timings: dict[str, float], checkpoint: Callable[[], None] | None,
-    ) -> None:
-        """Write each file's chunks (with `vectors`, or none yet), content features and graph.
-        `checkpoint` (a tiered build) commits every COMMIT_SECONDS, so a big first build is searchable
-        as it grows and resumes where it stopped."""
-        t = last = time.perf_counter()
+        self, store: IndexStore, files: Iterable[tuple[FileRecord, list[Chunk], FileGraph | None]],
+        vectors: np.ndarray | None, timings: dict[str, float], total: int, checkpoint: Callable[[], None] | None,
+    ) -> list[tuple[FileRecord, list[Chunk]]]:
+        """Write each file's chunks (with `vectors`, or none yet), content features and graph; what was
+        written. `checkpoint` (a tiered build) commits every COMMIT_SECONDS, so a big first build is
+        searchable as it grows and resumes where it stopped."""
+        last = time.perf_counter()
         offset = 0
-        for stored, (record, chunks) in enumerate(per_file, 1):
+        written: list[tuple[FileRecord, list[Chunk]]] = []
+        for stored, (record, chunks, graph) in enumerate(files, 1):
+            t = time.perf_counter()
             traits = [features(c.content) for c in chunks]
             part = vectors[offset : offset + len(chunks)] if vectors is not None else None
             store.put_file(record, chunks, part, traits)
-            store.put_graph(record.path, graphs.get(record.path))
+            store.put_graph(record.path, graph)
             offset += len(chunks)
-            self.on_event(IndexEvent("store", stored, len(per_file)))
-            if checkpoint is not None and time.perf_counter() - last > COMMIT_SECONDS and stored < len(per_file):
+            written.append((record, chunks))
+            timings["store"] += time.perf_counter() - t
+            self.on_event(IndexEvent("store", stored, total))
+            if checkpoint is not None and time.perf_counter() - last > COMMIT_SECONDS:
                 checkpoint()
                 last = time.perf_counter()
-        timings["store"] += time.perf_counter() - t
+        return written
 
     def _upgrade(
         self, store: IndexStore, identity: EmbedderIdentity, skipped: Counter[str], timings: dict[str, float]
