@@ -20,6 +20,7 @@ from amanmcp.answers import (
     MAX_MAX_TOKENS,
     MIN_MAX_TOKENS,
     TokenCounter,
+    bound,
     check_max_tokens,
     compact_json,
     fit,
@@ -400,6 +401,22 @@ def test_measuring_in_parts_equals_counting_the_whole(seed: int) -> None:
         assert measure(answer, counter) == max(sizes_of(answer, text, counter))  # from the remembered counts
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_the_quick_bound_is_never_below_the_measure(seed: int) -> None:
+    """`fit` accepts an answer by `bound` without tokenising its skeleton: a bound that could fall
+    below the true size would let an answer through over budget."""
+    rng = random.Random(seed)
+    full = response([rng.randrange(0, 60) for _ in range(8)], width=rng.choice([40, 160]), seed=seed)
+    full.results[1].content += "\n\u6771\u4eac\u90fd \U0001f600 x\ty \"q\" \\ caf\u00e9"  # CJK, emoji, escapes
+    for counter in (token_counter(), TokenCounter(None, "characters/4")):
+        for budget in (MAX_MAX_TOKENS, 1500, MIN_MAX_TOKENS):
+            answer, _ = fit(full, budget, counter)
+            assert bound(answer, counter) >= measure(answer, counter)
+    counter = token_counter()  # and a budget the bound cannot settle is measured, never cut needlessly
+    answer, _ = fit(full, measure(fit(full, MAX_MAX_TOKENS, counter)[0], counter), counter)
+    assert not answer.truncated
+
+
 def test_warm_counts_both_forms_ahead_so_answers_need_no_tokenising() -> None:
     """`serve` counts every chunk once in the background; afterwards fitting an answer of those chunks
     tokenises only its small skeleton, and the counts equal a fresh count."""
@@ -423,3 +440,6 @@ def test_warm_counts_both_forms_ahead_so_answers_need_no_tokenising() -> None:
     assert measure(fit(full, MAX_MAX_TOKENS, counter)[0], counter) == measure(fit(full, MAX_MAX_TOKENS)[0], base)
     assert not any(c in recording.seen for c in contents)  # every content came from the warm-up
     assert all(len(text) < 4000 for text in recording.seen)  # only the skeletons were tokenised
+    recording.seen.clear()
+    fit(full, MAX_MAX_TOKENS, counter)  # far below the budget: the bound settles it, nothing is tokenised
+    assert recording.seen == []

@@ -156,8 +156,12 @@ def fit(response: SearchResponse, max_tokens: int, counter: TokenCounter | None 
         answer = _answer(response, lines, count, kept, max_tokens)
         return answer, render_text(answer), measure(answer, counter)
 
-    whole, whole_text, size = build(len(lines), [len(result) for result in lines])
-    if size <= max_tokens:  # the common case: nothing to cut
+    whole = _answer(response, lines, len(lines), [len(result) for result in lines], max_tokens)
+    whole_text = render_text(whole)
+    if bound(whole, counter) <= max_tokens:  # the common case, told without tokenising: nothing to cut
+        return whole, whole_text
+    size = measure(whole, counter)
+    if size <= max_tokens:
         return whole, whole_text
     flat = [line for result in lines for line in result]
     text_costs = iter(counter.counts(flat))
@@ -201,13 +205,28 @@ def measure(answer: SearchAnswer, counter: TokenCounter) -> int:
     JSON and between newlines in the text, so no token spans a boundary; contents' counts are
     remembered, leaving only the small skeleton to tokenize per answer. (With the chars/4 fallback
     the parts round up, so the sum is never below the whole.)"""
+    skeleton_json, skeleton_text, json_parts, text_parts = _parts(answer, counter)
+    skeleton = counter.counts([skeleton_json, skeleton_text])
+    return max(skeleton[0] + json_parts, skeleton[1] + text_parts)
+
+
+def bound(answer: SearchAnswer, counter: TokenCounter) -> int:
+    """At least `measure(answer, counter)`, without tokenising the per-answer skeleton: its characters
+    stand for its tokens (a token covers at least one character, and chars/4 rounds up to at most
+    the characters). Far below the budget, as most answers are, that settles it."""
+    skeleton_json, skeleton_text, json_parts, text_parts = _parts(answer, counter)
+    return max(len(skeleton_json) + json_parts, len(skeleton_text) + text_parts)
+
+
+def _parts(answer: SearchAnswer, counter: TokenCounter) -> tuple[str, str, int, int]:
+    """The answer's skeleton (contents emptied) as JSON and as text, and the tokens of its contents in
+    each form (remembered counts)."""
     contents = [r.content for r in answer.results]
     bare = answer.model_copy(update={"results": [r.model_copy(update={"content": ""}) for r in answer.results]})
     escaped = [json.dumps(c, ensure_ascii=False)[1:-1] for c in contents]
-    skeleton_json, skeleton_text, *parts = counter.counts(
-        [compact_json(bare.model_dump(mode="json")), render_text(bare), *escaped, *contents]
-    )
-    return max(skeleton_json + sum(parts[: len(contents)]), skeleton_text + sum(parts[len(contents):]))
+    parts = counter.counts([*escaped, *contents])
+    return (compact_json(bare.model_dump(mode="json")), render_text(bare), sum(parts[: len(contents)]),
+            sum(parts[len(contents):]))
 
 
 def _most(limit: int, fits: Callable[[int], bool]) -> int:

@@ -72,6 +72,8 @@ def _definition_tier(c: Candidate, name: str) -> float:
         if c.content_type == "code":
             return 0.3 * exact  # an impl block or a section named like it
         return 0.0
+    if own not in c.content:  # the pattern needs the name itself: most candidates end here, cheaply
+        return 0.0
     head = "\n".join(line for line in c.content.split("\n", 12)[:12] if not line.lstrip().startswith(COMMENT_STARTS))
     return 0.6 if _definition_re(own).search(head) else 0.0
 
@@ -119,9 +121,14 @@ def stem(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=8192)
+def _stems(terms: frozenset[str]) -> frozenset[str]:
+    return frozenset(stem(t) for t in terms)
+
+
 def _keyword_matches(words: Iterable[str], terms: frozenset[str]) -> int:
     """Query words that name a path term: equal, the same stem, or one a long prefix of the other."""
-    stems = {stem(t) for t in terms}
+    stems = _stems(terms)
     count = 0
     for word in words:
         root = stem(word)
@@ -150,8 +157,11 @@ def boost_path_matches(candidates: list[Candidate], query: QueryProfile) -> None
     words = [w for w in query.words if len(w) > 2 and w not in STOPWORDS]
     if not words:
         return
+    by_path: dict[str, int] = {}  # a file's chunks share its terms
     for c in candidates:
-        matched = _keyword_matches(words, path_terms(c.path))
+        if c.path not in by_path:
+            by_path[c.path] = _keyword_matches(words, path_terms(c.path))
+        matched = by_path[c.path]
         if matched:
             amount = PATH_BOOST * matched / len(words)
             c.score += amount
