@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -263,3 +264,24 @@ def test_unfiltered_bm25_skips_the_join_and_ranks_the_same(indexed: Searcher) ->
         scores = dict(store.conn.execute(
             "SELECT rowid, bm25(chunks_fts, 4.0, 1.0) FROM chunks_fts WHERE chunks_fts MATCH ?", (match,)))
         assert [scores[i] for i in got] == sorted(scores[i] for i in got)  # best (lowest) first
+
+
+def test_the_query_is_embedded_once_beside_bm25(project: Path, settings: Settings, embedder) -> None:
+    """The query's vector is made on a worker thread while BM25 runs, and used: never twice."""
+    Indexer(project, settings, embedder).run()
+    threads: list[str] = []
+
+    class Counting:
+        def __getattr__(self, name: str) -> object:
+            return getattr(embedder, name)
+
+        def embed_query(self, text: str) -> np.ndarray:
+            threads.append(threading.current_thread().name)
+            return embedder.embed_query(text)
+
+    searcher = Searcher(project, settings, Counting())  # type: ignore[arg-type]
+    hybrid = searcher.search("retry a failed call with backoff", limit=3)
+    assert hybrid.search_quality.mode == "hybrid" and len(threads) == 1 and threads[0].startswith("amanmcp-query")
+    expected = Searcher(project, settings, embedder).search("retry a failed call with backoff", limit=3)
+    assert [r.path for r in hybrid.results] == [r.path for r in expected.results]
+    searcher.close()

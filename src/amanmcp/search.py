@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+import numpy as np
 from pydantic import BaseModel
 
 from amanmcp.config import Settings
@@ -128,10 +131,15 @@ class Searcher:
         self._vectors_version: int | None = None
         self._tier: tuple[Path, VectorIndex] | None = None  # a first build's static vectors, by generation
         self._tier_model: Embedder | None = None
+        self._ahead = threading.local()  # this thread's query embedding, started before BM25 runs
+        self._workers: ThreadPoolExecutor | None = None
+        self._workers_lock = threading.Lock()
 
     def close(self) -> None:
         if self.reranker is not None:
             self.reranker.close()
+        if self._workers is not None:
+            self._workers.shutdown(wait=False)
         self._close_store()
 
     def _close_store(self) -> None:
@@ -211,6 +219,7 @@ class Searcher:
             _check_scope(store, filters.scope)
         depth = max(cfg.candidates, limit)
         profile = analyze(query)
+        self._embed_ahead(query)
         bm25_ids = store.bm25(words, depth, filters) if cfg.bm25_weight > 0 else []
         vector_hits, file_ranks, quality = self._vector_candidates(store, query, depth, filters)
         symbol_ids = self._symbol_candidates(store, profile, filters) if cfg.symbol_weight > 0 else []
@@ -320,6 +329,29 @@ class Searcher:
 
         return [cid for _, (cid, _) in sorted(first.items(), key=order)]
 
+    def _embed_ahead(self, query: str) -> None:
+        """Start embedding the query on a worker thread while BM25 and the name lookup run (the model
+        leaves the GIL): its ~2 ms overlaps theirs. A vector nobody asks for is dropped."""
+        self._ahead.job = None
+        if self.embedder is None or self.settings.search.vector_weight <= 0:
+            return
+        try:
+            text = self.embedder.identity.query_prefix + query
+        except Exception:  # reported where the vector is needed
+            return
+        with self._workers_lock:
+            if self._workers is None:
+                self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="amanmcp-query")
+        self._ahead.job = (text, self._workers.submit(self.embedder.embed_query, text))
+
+    def _query_vector(self, text: str) -> np.ndarray:
+        """The query's vector: the one started ahead for this text, else embedded now."""
+        job, self._ahead.job = getattr(self._ahead, "job", None), None
+        if job is not None and job[0] == text:
+            return job[1].result()
+        assert self.embedder is not None
+        return self.embedder.embed_query(text)
+
     def _tier_candidates(
         self, query: str, depth: int, filters: Filters, store: IndexStore, upgrade: Upgrade
     ) -> tuple[list[tuple[int, float]], dict[str, int], SearchQuality] | None:
@@ -379,7 +411,7 @@ class Searcher:
             tiered = self._tier_candidates(query, depth, filters, store, meta.upgrade)
             return tiered if tiered is not None else bm25_only(meta.upgrade.describe())
         try:
-            vector = self.embedder.embed_query(identity.query_prefix + query)
+            vector = self._query_vector(identity.query_prefix + query)
         except Exception as exc:
             log.warning("query embedding failed: %s", exc)
             return bm25_only(f"embedder_unavailable: {exc}")
