@@ -102,6 +102,13 @@ StoreOpt = Annotated[str | None, typer.Option(
     "--store", help="A shared team store, postgresql://USER:PASSWORD@HOST:PORT/DB (default: store.url).")]
 
 
+def _one_blas_thread() -> None:
+    """For the commands that answer queries, before numpy loads: a query's matrix-vector product is
+    too small for BLAS threads, which on a busy machine wait for cores (django's 8,711 x 384 took
+    5-8 ms with two threads, 0.4 ms with one). A value the user set wins."""
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+
 def _with_store(loaded: LoadedConfig, store: str | None) -> LoadedConfig:
     """`--store` beats store.url and AMANMCP_STORE_URL."""
     if store is None:
@@ -208,6 +215,7 @@ def search(
     all_repos: Annotated[bool, typer.Option("--all-repos", help="Search every repository of a shared store.")] = False,
 ) -> None:
     """Search an indexed project (hybrid BM25 + vectors)."""
+    _one_blas_thread()
     from amanmcp.embed.factory import select_embedder
     from amanmcp.team import make_searcher
 
@@ -464,9 +472,7 @@ def serve(
     """Run the MCP server over stdio (for Claude Code and other MCP clients); the index follows edits.
 
     Any number may run on one project: one keeps the index up to date, the others answer from it."""
-    # Before numpy loads: a query's matrix-vector product is too small for BLAS threads, which on a
-    # busy machine wait for cores (8,711 x 384 took 5-8 ms with two threads, 0.4 ms with one).
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    _one_blas_thread()
     from amanmcp.config import serve_root
     from amanmcp.embed.factory import select_embedder
     from amanmcp.mcp_server import serve as run_server
