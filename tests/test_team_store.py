@@ -272,3 +272,110 @@ def test_config_show_hides_the_store_password(tmp_path: Path) -> None:
     assert loaded.settings.store.url == "postgresql://team:s3cret@db:5432/code"
     shown = {key: (value, source) for key, value, source in loaded.items()}
     assert shown["store.url"] == ("postgresql://team:***@db:5432/code", "AMANMCP_STORE_URL")
+
+
+VOCAB = ("request response session cookie token retry backoff parse config cache lock queue worker thread pool "
+         "socket stream buffer encode decode schema model field query index search rank score vector").split()
+
+
+def write_words_project(root: Path, files: int = 30, per_file: int = 12, seed: int = 3) -> Path:
+    """Many short functions over a small Zipf-like vocabulary: long posting lists, many ties."""
+    import random
+
+    rng = random.Random(seed)
+    weights = [1 / (i + 1) for i in range(len(VOCAB))]
+    for f in range(files):
+        lines = []
+        for i in range(per_file):
+            a, b = rng.choices(VOCAB, weights, k=2)
+            body = " ".join(rng.choices(VOCAB, weights, k=rng.randint(3, 30)))
+            lines += [f"def {a}{b.title()}_{f}_{i}(value):", f'    """{body}."""', f"    return {a}_value(value)",
+                      "", ""]
+        target = root / f"pkg{f % 3}" / f"mod{f}.py"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\n".join(lines))
+    return root
+
+
+WORD_QUERIES = ["request", "retry backoff", "session cookie token", "request response", "vector score rank",
+                "queue worker thread pool socket", "model", "parse config cache", "lock lock", "requestSession"]
+
+
+def bm25_keys(store, words: list[str], limit: int, filters) -> list[tuple[str, int]]:
+    ids = store.bm25(words, limit, filters)
+    rows = store.chunks_with_features(ids)
+    return [(rows[i][0].path, rows[i][0].start_line) for i in ids]
+
+
+def test_bm25_postings_rank_as_fts5(tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The threshold algorithm over postings gives FTS5's order, read shallow (many rounds) or deep, filtered,
+    and after incremental runs moved the average length away from the reference one."""
+    from amanmcp.store import IndexLayout, IndexStore
+    from amanmcp.store import pg as pgmod
+    from amanmcp.store.db import Filters
+    from amanmcp.tokens import query_words
+
+    root = write_words_project(tmp_path / "words")
+    settings = load_config(root, env={}).settings
+    settings = settings.model_copy(update={"static": settings.static.model_copy(update={"model": "hashed"})})
+    hashed = select_embedder(settings, "static").embedder
+    pg = on_store(settings, pg_url)
+
+    def compare(depths: tuple[int, ...]) -> None:
+        local = IndexStore(IndexLayout(root).current(), readonly=True)  # type: ignore[arg-type]
+        searcher = make_searcher(root, pg, hashed)
+        shared = searcher.store()
+        try:
+            for depth in depths:
+                monkeypatch.setattr(pgmod, "FIRST_DEPTH", depth)
+                for query in WORD_QUERIES:
+                    words = query_words(query)
+                    for limit, filters in ((1, Filters()), (7, Filters()), (40, Filters()),
+                                           (10, Filters(scope=("pkg1",))), (500, Filters())):
+                        assert bm25_keys(shared, words, limit, filters) == bm25_keys(local, words, limit, filters), \
+                            (query, depth, limit, filters)
+        finally:
+            local.close()
+            searcher._close_store()
+
+    Indexer(root, settings, hashed).run()
+    make_indexer(root, pg, hashed).run()
+    compare((1, 3, 200))
+
+    write_words_project(root, files=4, per_file=40, seed=9)  # longer files replace four: the average moves
+    (root / "pkg2" / "mod2.py").unlink()
+    Indexer(root, settings, hashed).run()
+    report = make_indexer(root, pg, hashed).run()
+    assert not report.full_rebuild and report.files_removed == 1
+    bm25 = rows(pg_url, "SELECT value FROM meta WHERE key = 'bm25'")[0][0]
+    assert bm25["reference_length"] != bm25["average_length"]  # the bound allows for the drift
+    compare((2, 200))
+    # the postings and document frequencies follow every change, in the same transaction
+    assert rows(pg_url, "SELECT count(*) FROM postings p LEFT JOIN chunks c ON c.id = p.chunk WHERE c.id IS NULL") \
+        == [(0,)]
+    assert rows(pg_url, "SELECT count(*) FROM terms t FULL JOIN (SELECT generation, term, count(*) AS n FROM postings "
+                        "GROUP BY 1, 2) p USING (generation, term) WHERE t.df IS DISTINCT FROM p.n") == [(0,)]
+
+
+def test_schema_1_store_is_migrated(project: Path, settings: Settings, embedder, pg_url: str) -> None:
+    """A store written by schema 1 (BM25 over a tsvector column) gets postings from its tsvectors, in place."""
+    pg = on_store(settings, pg_url)
+    make_indexer(project, pg, embedder).run()
+    searcher = make_searcher(project, pg, embedder)
+    before = {q: top(searcher.search(q)) for q in QUERIES}
+    searcher._close_store()
+    with psycopg.connect(pg_url) as conn:  # back to schema 1: each word's weighted count as tsvector positions
+        conn.execute("ALTER TABLE chunks ADD COLUMN words tsvector")
+        conn.execute("UPDATE chunks c SET words = coalesce((SELECT string_agg(format('%L', p.term) || ':' || "
+                     "(SELECT string_agg(i::text, ',') FROM generate_series(1, p.tf) i), ' ') "
+                     "FROM postings p WHERE p.chunk = c.id)::tsvector, '')")
+        conn.execute("CREATE INDEX chunks_words ON chunks USING gin(words)")
+        conn.execute("UPDATE meta SET value = value - 'reference_length' - 'tokens' WHERE key = 'bm25'")
+        conn.execute("DROP TABLE postings, terms")
+        conn.execute("UPDATE amanmcp_schema SET version = 1")
+    after = make_searcher(project, pg, embedder)
+    assert {q: top(after.search(q)) for q in QUERIES} == before
+    assert rows(pg_url, "SELECT version FROM amanmcp_schema") == [(STORE_SCHEMA,)]
+    assert rows(pg_url, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'words'") == [(0,)]
+    report = make_indexer(project, pg, embedder).run()  # an incremental run on the migrated store
+    assert not report.full_rebuild

@@ -125,6 +125,8 @@ class PgIndexer(Indexer):
         known = [r.path for r, _ in per_file if r.path in previous]
         reuse = {} if full else {embed_text(c): v for c, v in store.stored_vectors(known)}
         all_chunks = [c for _, chunks in per_file for c in chunks]
+        if full:
+            store.set_reference_length(all_chunks)
         to_embed = sum(1 for c in all_chunks if embed_text(c) not in reuse)
         if to_embed:
             t = time.perf_counter()

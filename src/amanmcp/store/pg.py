@@ -7,10 +7,14 @@ new generation, flips the repository to it and deletes the old one before it com
 see the old index or the new one, never a mix, and a crash leaves the old one. psycopg and
 pgvector are imported only here and only when a `postgresql://` store is used (extra `team`).
 
-BM25 is computed in SQL with the formula of SQLite's FTS5 `bm25()` (k1 1.2, b 0.75, name column
-weight 4, IDF floored at 1e-6) over a `tsvector` holding the same code-aware words (`tokens.py`),
-folded and Porter-stemmed in Python as FTS5's `porter unicode61` tokenizer does. Differences:
-`tsvector` keeps at most 256 occurrences of a word per chunk (FTS5 counts them all), the Porter
+BM25 follows SQLite's FTS5 `bm25()` (k1 1.2, b 0.75, name column weight 4, IDF floored at 1e-6)
+over the same code-aware words (`tokens.py`), folded and Porter-stemmed in Python as FTS5's
+`porter unicode61` tokenizer does. The words live in a postings table, one row per (chunk, word)
+with its weighted count and an *impact*: the word's BM25 share in that chunk at the generation's
+reference length, and `terms` keeps each word's document frequency. A query reads only the
+postings of its words, best impact first, and stops as soon as no unread chunk can enter the top
+k (Fagin's threshold algorithm; the bound holds when the corpus' average length has drifted from
+the reference since, so the answer is exact, not approximate). Differences from FTS5: the Porter
 stemmer is the snowball one (not SQLite's C code; a few words stem differently), and diacritics
 are folded for every script, not only Latin.
 """
@@ -19,8 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -36,8 +42,11 @@ from amanmcp.tokens import index_words
 if TYPE_CHECKING:
     import psycopg
 
-STORE_SCHEMA = 1  # the tables below; bump with a migration in _MIGRATIONS
-MAX_OCCURRENCES = 256  # positions a tsvector keeps per word
+STORE_SCHEMA = 2  # the tables below; bump with a migration in _MIGRATIONS
+NAME_WEIGHT = 4.0  # FTS5's bm25(chunks_fts, 4.0, 1.0): a word in the name counts four times
+K1, B = 1.2, 0.75  # FTS5's bm25 constants
+MIN_IDF = 1e-6  # FTS5 floors the IDF of a word in more than half the chunks here
+FIRST_DEPTH = 200  # postings read per word list before the threshold test; four times deeper each round after
 _LOCK = 0x616D616E  # advisory lock key for schema changes ("aman")
 
 _MIGRATIONS: dict[int, str] = {
@@ -53,7 +62,7 @@ CREATE TABLE chunks(id bigserial PRIMARY KEY, generation bigint NOT NULL, path t
     start_line integer NOT NULL, end_line integer NOT NULL, symbol text, symbol_type text,
     language text NOT NULL, content_type text NOT NULL, content text NOT NULL,
     name text, digest text, traits bigint,
-    words tsvector NOT NULL,  -- name words weighted A, body words D: the two FTS5 columns
+    words tsvector NOT NULL,  -- schema 1 only: name words weighted A, body words D (now `postings`)
     length integer NOT NULL,  -- words in name and body: BM25's document length
     dims integer, embedding vector);
 CREATE INDEX chunks_path ON chunks(generation, path);
@@ -61,6 +70,26 @@ CREATE INDEX chunks_name ON chunks(generation, name);
 CREATE INDEX chunks_words ON chunks USING gin(words);
 CREATE TABLE file_vectors(generation bigint NOT NULL, path text NOT NULL, centroid vector NOT NULL,
     PRIMARY KEY(generation, path));
+""",
+    2: """
+CREATE TABLE postings(generation bigint NOT NULL, chunk bigint NOT NULL, term text NOT NULL,
+    tf integer NOT NULL,  -- weighted occurrences: NAME_WEIGHT per name word, 1 per body word
+    impact double precision NOT NULL,  -- tf's BM25 share at the generation's reference length
+    PRIMARY KEY(generation, chunk, term));
+CREATE TABLE terms(generation bigint NOT NULL, term text NOT NULL, df integer NOT NULL,
+    PRIMARY KEY(generation, term));
+CREATE TEMP TABLE reference ON COMMIT DROP AS
+    SELECT generation, greatest(avg(length), 1e-9)::float8 AS a FROM chunks GROUP BY generation;
+INSERT INTO postings(generation, chunk, term, tf, impact)
+    SELECT c.generation, c.id, u.lexeme, t.tf, t.tf * 2.2 / (t.tf + 1.2 * (0.25 + 0.75 * c.length / r.a))
+    FROM chunks c JOIN reference r USING (generation), unnest(c.words) u,
+    LATERAL (SELECT 4 * cardinality(array_positions(u.weights, 'A'))
+                 + cardinality(array_positions(u.weights, 'D')) AS tf) t;
+INSERT INTO terms(generation, term, df) SELECT generation, term, count(*) FROM postings GROUP BY generation, term;
+UPDATE meta m SET value = m.value || jsonb_build_object('reference_length', r.a)
+    FROM reference r WHERE m.generation = r.generation AND m.key = 'bm25';
+ALTER TABLE chunks DROP COLUMN words;
+CREATE INDEX postings_impact ON postings(generation, term, impact DESC, chunk);
 """,
 }
 
@@ -100,21 +129,29 @@ def lexeme(word: str) -> str:
     return word
 
 
-def tsvector_text(name_words: Sequence[str], body_words: Sequence[str]) -> str:
-    """A tsvector literal: each lexeme with one position per occurrence, name ones weighted A."""
-    counts: dict[str, list[int]] = {}
-    for column, words in ((0, name_words), (1, body_words)):
-        for word in words:
-            counts.setdefault(lexeme(word), [0, 0])[column] += 1
-    parts = []
-    for lex, (in_name, in_body) in counts.items():
-        in_name = min(in_name, MAX_OCCURRENCES)
-        in_body = min(in_body, MAX_OCCURRENCES - in_name)
-        positions = [f"{i}A" for i in range(1, in_name + 1)]
-        positions += [str(i) for i in range(in_name + 1, in_name + in_body + 1)]
-        quoted = lex.replace("\\", "\\\\").replace("'", "''")
-        parts.append(f"'{quoted}':{','.join(positions)}")
-    return " ".join(parts)
+def term_counts(name_words: Sequence[str], body_words: Sequence[str]) -> dict[str, int]:
+    """Each lexeme's weighted count in a chunk: what FTS5's bm25 sums over the two columns."""
+    counts: Counter[str] = Counter()
+    for word in name_words:
+        counts[lexeme(word)] += int(NAME_WEIGHT)
+    for word in body_words:
+        counts[lexeme(word)] += 1
+    return counts
+
+
+def chunk_length(chunk: Chunk) -> int:
+    """Words in a chunk's name and body columns: BM25's document length."""
+    return len(fts_name(chunk).split()) + len(index_words(chunk.content))
+
+
+def tf_share(tf: float, length: float, average: float) -> float:
+    """A word's BM25 share before IDF, as FTS5 computes it (same operation order, same doubles)."""
+    return (tf * (K1 + 1.0)) / (tf + K1 * (1 - B + B * length / average))
+
+
+def idf(chunks: float, df: float) -> float:
+    value = math.log((chunks - df + 0.5) / (df + 0.5))
+    return value if value > 0.0 else MIN_IDF
 
 
 def _where(filters: Filters) -> tuple[str, list[Any]]:
@@ -263,6 +300,8 @@ class PgStore:
         self.gens = list(generations)
         self.write = write
         self.conn = db.connect(autocommit=not write)
+        self._reference: float | None = None  # the written generation's reference length (BM25 impacts)
+        self._df: Counter[str] = Counter()  # document-frequency changes of this run, written by `finish`
 
     def view(self, generations: dict[int, str]) -> None:
         """Read these generations from now on (a reader follows the repositories' live generations)."""
@@ -283,6 +322,8 @@ class PgStore:
         """A new, empty generation for a full rebuild of `repo` (visible only once published)."""
         gen = self._rows("INSERT INTO generations(repo) VALUES (%s) RETURNING id", (repo,))[0][0]
         self.view({gen: repo})
+        self._reference = None
+        self._df.clear()
         return gen
 
     @property
@@ -344,46 +385,91 @@ class PgStore:
     def delete_files(self, paths: Iterable[str]) -> None:
         paths = list(paths)
         if paths:
+            gone = self._rows("DELETE FROM postings p USING chunks c WHERE c.generation = %s AND c.path = ANY(%s) "
+                              "AND p.generation = c.generation AND p.chunk = c.id RETURNING p.term",
+                              (self.generation, paths))
+            self._df.subtract(term for (term,) in gone)
             for table in ("chunks", "files", "file_vectors"):
                 self._exec(f"DELETE FROM {table} WHERE generation = %s AND path = ANY(%s)", (self.generation, paths))
+
+    def set_reference_length(self, chunks: Sequence[Chunk]) -> None:
+        """A full rebuild's reference length (the average of `chunks`), fixed before its postings are written.
+
+        Impacts are computed against it for the generation's life; incremental runs keep it, and the
+        search's bound allows for the drift of the true average since."""
+        lengths = [chunk_length(c) for c in chunks]
+        self._reference = max(sum(lengths) / len(lengths), 1e-9) if lengths else 1.0
+
+    def _reference_length(self, chunks: Sequence[Chunk]) -> float:
+        if self._reference is None:  # an incremental run: the generation's own; a new one: this first file's
+            bm25 = self.meta_items().get("bm25") or {}
+            reference = bm25.get("reference_length") or bm25.get("average_length")
+            if not reference:
+                self.set_reference_length(chunks)
+            else:
+                self._reference = float(reference)
+        assert self._reference is not None
+        return self._reference
 
     def put_file(
         self, record: FileRecord, chunks: Sequence[Chunk], vectors: np.ndarray | None,
         features: Sequence[tuple[str, int]] | None = None,
     ) -> None:
-        """Replace one file's chunks (and vectors and content features), in insertion order like SQLite's rowids."""
+        """Replace one file's chunks (and vectors, content features and postings), ids in insertion order
+        like SQLite's rowids (BM25's ties go to the lower id in both stores)."""
         gen = self.generation
         self.delete_files([record.path])
         self._exec("INSERT INTO files(generation, path, hash, mtime, size, language, chunks, redactions) "
                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                    (gen, record.path, record.hash, record.mtime, record.size, record.language, len(chunks),
                     record.redactions))
-        rows = []
-        for i, chunk in enumerate(chunks):
+        if not chunks:
+            return
+        reference = self._reference_length(chunks)
+        ids = [r[0] for r in self._rows("SELECT nextval(pg_get_serial_sequence('chunks', 'id')) "
+                                         "FROM generate_series(1, %s) ORDER BY 1", (len(chunks),))]
+        rows, postings = [], []
+        for i, (cid, chunk) in enumerate(zip(ids, chunks, strict=True)):
             name_words = fts_name(chunk).split()
             body_words = index_words(chunk.content)
+            length = len(name_words) + len(body_words)
+            counts = term_counts(name_words, body_words)
+            self._df.update(counts.keys())
+            postings.extend((gen, cid, term, tf, tf_share(tf, length, reference)) for term, tf in counts.items())
             vector = vectors[i].astype(np.float32) if vectors is not None else None
             digest, traits = features[i] if features is not None else (None, None)
-            rows.append((gen, chunk.path, chunk.start_line, chunk.end_line, chunk.symbol, chunk.symbol_type,
+            rows.append((cid, gen, chunk.path, chunk.start_line, chunk.end_line, chunk.symbol, chunk.symbol_type,
                          chunk.language, chunk.content_type, chunk.content, symbol_name(chunk.symbol), digest, traits,
-                         tsvector_text(name_words, body_words), len(name_words) + len(body_words),
-                         None if vector is None else len(vector), vector))
-        with self.conn.cursor() as cur, cur.copy(  # COPY: several times faster than one INSERT per chunk
-            "COPY chunks(generation, path, start_line, end_line, symbol, symbol_type, language, content_type, "
-            "content, name, digest, traits, words, length, dims, embedding) FROM STDIN"
-        ) as copy:
-            for row in rows:
-                copy.write_row(row)
+                         length, None if vector is None else len(vector), vector))
+        with self.conn.cursor() as cur:  # COPY: several times faster than one INSERT per row
+            with cur.copy("COPY chunks(id, generation, path, start_line, end_line, symbol, symbol_type, language, "
+                          "content_type, content, name, digest, traits, length, dims, embedding) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            with cur.copy("COPY postings(generation, chunk, term, tf, impact) FROM STDIN") as copy:
+                for posting in postings:
+                    copy.write_row(posting)
 
     def finish(self, dims: int) -> None:
-        """What a commit derives: per-file centroids (the file-level vector signal) and BM25's corpus stats."""
+        """What a commit derives: per-file centroids (the file-level vector signal), the document frequency
+        of each word the run touched, and BM25's corpus stats."""
         gen = self.generation
         self._exec("DELETE FROM file_vectors WHERE generation = %s", (gen,))
         self._exec("INSERT INTO file_vectors(generation, path, centroid) SELECT generation, path, avg(embedding) "
                    "FROM chunks WHERE generation = %s AND dims = %s GROUP BY generation, path", (gen, dims))
-        count, average = self._rows("SELECT count(*), coalesce(avg(length), 0) FROM chunks WHERE generation = %s",
-                                    (gen,))[0]
-        self.set_meta("bm25", {"chunks": int(count), "average_length": float(average)})
+        delta = {term: n for term, n in self._df.items() if n}
+        if delta:
+            self._exec("INSERT INTO terms(generation, term, df) SELECT %s, t, d FROM unnest(%s::text[], %s::int[]) "
+                       "AS x(t, d) ON CONFLICT (generation, term) DO UPDATE SET df = terms.df + EXCLUDED.df",
+                       (gen, list(delta), list(delta.values())))
+            self._exec("DELETE FROM terms WHERE generation = %s AND term = ANY(%s) AND df <= 0", (gen, list(delta)))
+        self._df.clear()
+        count, tokens = self._rows("SELECT count(*), coalesce(sum(length), 0) FROM chunks WHERE generation = %s",
+                                   (gen,))[0]
+        reference = self._reference_length([])
+        self.set_meta("bm25", {"chunks": int(count), "tokens": int(tokens),
+                               "average_length": float(tokens) / count if count else 0.0,
+                               "reference_length": reference})
 
     def publish(self, repo: str, root: str) -> None:
         """Point the repository at this generation and drop its others (inside the run's transaction)."""
@@ -393,7 +479,7 @@ class PgStore:
                    "indexed_at = now()", (repo, root, gen))
         old = [r[0] for r in self._rows("SELECT id FROM generations WHERE repo = %s AND id <> %s", (repo, gen))]
         if old:
-            for table in ("chunks", "files", "meta", "file_vectors"):
+            for table in ("postings", "terms", "chunks", "files", "meta", "file_vectors"):
                 self._exec(f"DELETE FROM {table} WHERE generation = ANY(%s)", (old,))
             self._exec("DELETE FROM generations WHERE id = ANY(%s)", (old,))
 
@@ -407,30 +493,93 @@ class PgStore:
     # -- reads ------------------------------------------------------------------------------------
 
     def bm25(self, words: Sequence[str], limit: int, filters: Filters) -> list[int]:
-        """Chunk ids, best first, by FTS5's bm25 formula; several repositories count as one corpus."""
-        if not words:
+        """Chunk ids, best first, by FTS5's bm25 formula; several repositories count as one corpus.
+
+        Fagin's threshold algorithm over each (generation, word) list in impact order: read the
+        first `depth` postings of every list, score the chunks found exactly, and stop when the
+        k-th best score reaches the most an unread chunk could score; else read four times deeper.
+        """
+        if not words or limit <= 0 or not self.gens:
             return []
-        terms = [lexeme(w) for w in words]
-        query = " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in dict.fromkeys(terms))
+        terms = [lexeme(w) for w in words]  # one entry per query word: FTS5 counts a repeated one again
+        distinct = list(dict.fromkeys(terms))
+        stats = self._bm25_stats(distinct)
+        if stats is None:
+            return []
+        chunks, average, references, df = stats
+        idfs = {t: idf(chunks, sum(df[t].values())) for t in distinct if df.get(t)}
+        weight = {t: idfs[t] * terms.count(t) for t in idfs}  # what the word adds at most, per unit of share
+        lists = [(gen, t) for t in weight for gen in df[t]]
         where, args = _where(filters)
-        rows = self._rows(
-            "WITH stats AS (SELECT sum((value->>'chunks')::float8) AS n, greatest(sum((value->>'chunks')::float8 "
-            "  * (value->>'average_length')::float8) / nullif(sum((value->>'chunks')::float8), 0), 1e-9) AS avgdl "
-            "  FROM meta WHERE key = 'bm25' AND generation = ANY(%s)), "
-            "hits AS (SELECT c.id, c.length, u.lexeme, "
-            "  4.0 * cardinality(array_positions(u.weights, 'A')) + cardinality(array_positions(u.weights, 'D')) AS tf "
-            "  FROM chunks c, unnest(c.words) u "
-            "  WHERE c.generation = ANY(%s) AND c.words @@ %s::tsquery AND u.lexeme = ANY(%s)), "
-            "df AS (SELECT lexeme, count(*) AS hit FROM hits GROUP BY lexeme), "
-            "scored AS (SELECT h.id, sum(greatest(ln((s.n - df.hit + 0.5) / (df.hit + 0.5)), 1e-6) "
-            "  * (h.tf * 2.2) / (h.tf + 1.2 * (0.25 + 0.75 * h.length / s.avgdl))) AS score "
-            "  FROM hits h JOIN unnest(%s::text[]) q(lexeme) USING (lexeme) "
-            "  JOIN df USING (lexeme) CROSS JOIN stats s GROUP BY h.id) "
-            f"SELECT s.id FROM scored s JOIN chunks c ON c.id = s.id WHERE {where} "
-            "ORDER BY s.score DESC, s.id LIMIT %s",
-            (self.gens, self.gens, query, terms, terms, *args, limit),
-        )
-        return [r[0] for r in rows]
+        join = f"JOIN chunks c ON c.id = p.chunk AND {where} " if filters.active else ""
+        scores: dict[int, float] = {}
+        depth = max(2 * limit, FIRST_DEPTH)
+        while True:
+            found = self._rows(
+                "SELECT l.gen, l.term, x.chunk, x.impact FROM unnest(%s::bigint[], %s::text[]) AS l(gen, term) "
+                "CROSS JOIN LATERAL (SELECT p.chunk, p.impact FROM postings p "
+                f"{join}WHERE p.generation = l.gen AND p.term = l.term "
+                "ORDER BY p.impact DESC, p.chunk LIMIT %s) x",
+                ([g for g, _ in lists], [t for _, t in lists], *args, depth))
+            last: dict[tuple[int, str], float] = {}
+            fetched: Counter[tuple[int, str]] = Counter()
+            fresh = set()
+            for gen, term, chunk, impact in found:
+                last[gen, term] = impact
+                fetched[gen, term] += 1
+                if chunk not in scores:
+                    fresh.add(chunk)
+            scores.update(self._exact_scores(fresh, terms, idfs, average))
+            # the most a chunk outside every list read so far can score, in its own generation
+            ceiling = 0.0
+            for gen in {g for g, _ in lists}:
+                drift = max(1.0, average / references.get(gen, average))
+                ceiling = max(ceiling, sum(
+                    weight[t] * min(K1 + 1.0, last[gen, t] * drift) for g, t in lists
+                    if g == gen and fetched[gen, t] == depth))  # a list shorter than depth is read to its end
+            ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+            if ceiling == 0.0 or (len(ranked) >= limit and ranked[limit - 1][1] >= ceiling):
+                return [cid for cid, _ in ranked[:limit]]
+            depth *= 4
+
+    def _bm25_stats(
+        self, terms: list[str]
+    ) -> tuple[int, float, dict[int, float], dict[str, dict[int, int]]] | None:
+        """(chunks, average length, each generation's reference length, term -> generation -> df)."""
+        rows = self._rows("SELECT generation, value FROM meta WHERE key = 'bm25' AND generation = ANY(%s)",
+                          (self.gens,))
+        chunks = sum(int(v.get("chunks", 0)) for _, v in rows)
+        if not chunks:
+            return None
+        tokens = sum(v.get("tokens", v.get("chunks", 0) * v.get("average_length", 0.0)) for _, v in rows)
+        references = {g: float(v.get("reference_length") or v.get("average_length") or 1.0) for g, v in rows}
+        df: dict[str, dict[int, int]] = {}
+        for gen, term, n in self._rows("SELECT generation, term, df FROM terms WHERE generation = ANY(%s) "
+                                       "AND term = ANY(%s)", (self.gens, terms)):
+            df.setdefault(term, {})[gen] = n
+        return chunks, max(tokens / chunks, 1e-9), references, df
+
+    def _exact_scores(self, ids: set[int], terms: list[str], idfs: dict[str, float],
+                      average: float) -> dict[int, float]:
+        """Each chunk's BM25 over every query word, summed in query order as FTS5 does."""
+        if not ids:
+            return {}
+        tf: dict[int, dict[str, int]] = {}
+        length: dict[int, int] = {}
+        for cid, term, n, size in self._rows(
+                "SELECT p.chunk, p.term, p.tf, c.length FROM postings p JOIN chunks c ON c.id = p.chunk "
+                "WHERE p.generation = ANY(%s) AND p.chunk = ANY(%s) AND p.term = ANY(%s)",
+                (self.gens, list(ids), list(idfs))):
+            tf.setdefault(cid, {})[term] = n
+            length[cid] = size
+        out = {}
+        for cid, counts in tf.items():
+            score = 0.0
+            for t in terms:
+                if t in counts:
+                    score += idfs[t] * tf_share(counts[t], length[cid], average)
+            out[cid] = score
+        return out
 
     def by_name(self, names: Sequence[str], limit: int, filters: Filters) -> list[tuple[int, str, str, str | None]]:
         if not names:
