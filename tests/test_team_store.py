@@ -225,13 +225,14 @@ def test_both_stores_fill_the_seam() -> None:
     import inspect
 
     from amanmcp.store import IndexStore
-    from amanmcp.store.base import Store
+    from amanmcp.store.base import GraphStore, Store
 
-    wanted = [n for n, v in vars(Store).items() if inspect.isfunction(v) and not n.startswith("_")]
-    assert len(wanted) > 10
+    wanted = [(proto, n) for proto in (Store, GraphStore) for n, v in vars(proto).items()
+              if inspect.isfunction(v) and not n.startswith("_")]
+    assert len(wanted) > 20 and (GraphStore, "graph_refs") in wanted
     for impl in (IndexStore, PgStore):
-        for name in wanted:
-            params = list(inspect.signature(getattr(Store, name)).parameters)
+        for proto, name in wanted:
+            params = list(inspect.signature(getattr(proto, name)).parameters)
             assert list(inspect.signature(getattr(impl, name)).parameters) == params, (impl.__name__, name)
 
 
@@ -263,6 +264,10 @@ def test_mcp_search_repos_and_index_status(tmp_path: Path, embedder, pg_url: str
             assert [r["name"] for r in listed["repos"]] == ["other", "shop"]
             bad = await client.call_tool("search", {"query": "queue", "repos": ["nowhere"]})
             assert bad.is_error and "nowhere" in bad.content[0].text  # type: ignore[union-attr]
+            graph = await call(client, "graph_query", query="Invoice", mode="explain_symbol")  # from the store
+            assert graph["resolution"] == "resolved" and graph["subject"]["path"].endswith(".py")
+            pack = await call(client, "expand_context", seed="render_invoice_pdf", max_tokens=2000)
+            assert pack["items"][0]["role"] == "implementation"
 
     anyio.run(scenario)
 
@@ -358,7 +363,8 @@ def test_bm25_postings_rank_as_fts5(tmp_path: Path, pg_url: str, monkeypatch: py
 
 
 def test_schema_1_store_is_migrated(project: Path, settings: Settings, embedder, pg_url: str) -> None:
-    """A store written by schema 1 (BM25 over a tsvector column) gets postings from its tsvectors, in place."""
+    """A store written by schema 1 (BM25 over a tsvector column, no graph) gets postings from its tsvectors, in
+    place, and the graph tables (the next run rebuilds a repository to fill them)."""
     pg = on_store(settings, pg_url)
     make_indexer(project, pg, embedder).run()
     searcher = make_searcher(project, pg, embedder)
@@ -371,11 +377,77 @@ def test_schema_1_store_is_migrated(project: Path, settings: Settings, embedder,
                      "FROM postings p WHERE p.chunk = c.id)::tsvector, '')")
         conn.execute("CREATE INDEX chunks_words ON chunks USING gin(words)")
         conn.execute("UPDATE meta SET value = value - 'reference_length' - 'tokens' WHERE key = 'bm25'")
-        conn.execute("DROP TABLE postings, terms")
+        conn.execute("DROP TABLE postings, terms, graph_defs, graph_refs, graph_imports")
+        conn.execute("DELETE FROM meta WHERE key = 'graph'")
         conn.execute("UPDATE amanmcp_schema SET version = 1")
     after = make_searcher(project, pg, embedder)
     assert {q: top(after.search(q)) for q in QUERIES} == before
     assert rows(pg_url, "SELECT version FROM amanmcp_schema") == [(STORE_SCHEMA,)]
     assert rows(pg_url, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'words'") == [(0,)]
-    report = make_indexer(project, pg, embedder).run()  # an incremental run on the migrated store
-    assert not report.full_rebuild
+    report = make_indexer(project, pg, embedder).run()  # the graph is built once, then runs are incremental
+    assert report.full_rebuild and "code graph" in report.reason
+    assert not make_indexer(project, pg, embedder).run().full_rebuild
+    assert {q: top(after.search(q)) for q in QUERIES} == before
+
+
+GRAPH_QUESTIONS = [("url_for", "find_references"), ("add_url_rule", "find_references"), ("Flsk", "find_references"),
+                   ("Scaffold.route", "callers"), ("Scaffold.route", "callees"), ("url_for", "callers"),
+                   ("Flask", "explain_symbol"), ("pkg/helpers.py", "impact_analysis"), ("pkg/app.py:10", "callees"),
+                   ("pkg/app.py:add_url_rule", "find_references"), ("Flask.run", "callers")]
+
+
+def graph_answers(service) -> list[dict]:
+    out = []
+    for query, mode in GRAPH_QUESTIONS:
+        answer = service.query(query, mode).model_dump(mode="json")
+        answer.pop("took_ms")
+        out.append(answer)
+    for seed, budget in (("url_for", 4000), ("url_for", 500), ("Scaffold", 3000), ("pkg/app.py", 3000)):
+        pack = service.context(seed, max_tokens=budget).model_dump(mode="json")
+        pack.pop("took_ms")
+        out.append(pack)
+    return out
+
+
+def test_graph_from_the_shared_store(tmp_path: Path, embedder, pg_url: str) -> None:
+    """graph_query and expand_context answer from a repository of the shared store as from SQLite."""
+    from amanmcp.graph.service import GraphService
+    from test_graph import PROJECT, write
+
+    root = tmp_path / "demo"
+    write(root, PROJECT)
+    settings = load_config(root, env={}).settings
+    Indexer(root, settings, embedder).run()
+    make_indexer(root, on_store(settings, pg_url), embedder).run()
+    local, shared = GraphService(root), GraphService(root, pg_url, "demo")
+    expected = graph_answers(local)
+    assert expected[0]["resolution"] == "resolved" and len(expected[0]["results"]) == 5
+    assert graph_answers(shared) == expected
+
+    (root / "pkg/helpers.py").write_text("from .app import Flask\n\n\ndef url_for(endpoint):\n    return endpoint\n\n\n"
+                                         "def start():\n    Flask().run()\n")
+    Indexer(root, settings, embedder).run()
+    assert not make_indexer(root, on_store(settings, pg_url), embedder).run().full_rebuild
+    callers = shared.query("Flask.run", mode="callers")  # the same service follows the incremental run
+    assert [(r.path, r.start_line, r.symbol) for r in callers.results] == [("pkg/helpers.py", 9, "start")]
+    assert graph_answers(shared) == graph_answers(local)
+    make_indexer(root, on_store(settings, pg_url), embedder).run(force=True)  # and a new generation
+    assert graph_answers(shared) == graph_answers(local)
+
+    result = CliRunner().invoke(app, ["graph", "Scaffold.route", "--mode", "callers", "--path", str(root),
+                                      "--store", pg_url, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    data.pop("took_ms")
+    assert data == graph_answers(local)[3]
+    missing = GraphService(root, pg_url, "elsewhere")
+    with pytest.raises(AmanError, match=r"'elsewhere' is not in the store.*index --repo elsewhere"):
+        missing.query("url_for")
+    local.close(), shared.close(), missing.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # a repository indexed before the store kept graphs
+        conn.execute("DELETE FROM meta WHERE key = 'graph'")
+    with pytest.raises(AmanError, match="no code graph"):
+        GraphService(root, pg_url, "demo").query("url_for")
+    report = make_indexer(root, on_store(settings, pg_url), embedder).run()
+    assert report.full_rebuild and "code graph" in report.reason
+    assert GraphService(root, pg_url, "demo").query("url_for").resolution == "resolved"

@@ -99,6 +99,8 @@ def _project(path: Path) -> tuple[Path, LoadedConfig]:
 
 StoreOpt = Annotated[str | None, typer.Option(
     "--store", help="A shared team store, postgresql://USER:PASSWORD@HOST:PORT/DB (default: store.url).")]
+RepoOpt = Annotated[str | None, typer.Option(
+    "--repo", help="Repository name in a shared store (default: the one this folder was indexed as).")]
 
 
 def _with_store(loaded: LoadedConfig, store: str | None) -> LoadedConfig:
@@ -239,14 +241,20 @@ def search(
     out.print(f"[dim]{quality.mode} · {len(response.results)} results · {response.took_ms:.1f} ms[/dim]")
 
 
-def _graph_answer(path: Path, format_: str, ask: Callable[[GraphService], Any]) -> Any | None:
+def _graph_answer(path: Path, format_: str, ask: Callable[[GraphService], Any], store: str | None = None,
+                  repo: str | None = None) -> Any | None:
     """One graph question: printed as JSON (then None), or returned for a table with its warnings shown."""
     from amanmcp.graph.service import GraphService
+    from amanmcp.team import repo_name
 
     if format_ not in ("text", "json"):
         raise UsageProblem(f"--format must be text or json, not {format_!r}")
-    root, _ = _project(path)
-    service = GraphService(root)
+    root, loaded = _project(path)
+    url = _with_store(loaded, store).settings.store.url
+    if repo and not url:
+        raise UsageProblem("--repo needs a shared store: set store.url, AMANMCP_STORE_URL or --store to a "
+                           "postgresql:// URL")
+    service = GraphService(root, url, repo_name(root, repo) if url else None)
     try:
         answer = ask(service)
     finally:
@@ -271,10 +279,12 @@ def graph(
     max_nodes: Annotated[int, typer.Option("--max-nodes", help="Most results (1-500).")] = 50,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Fit the answer to this many tokens.")] = None,
     format_: Annotated[str, typer.Option("--format", "-f", help="text|json")] = "text",
+    store: StoreOpt = None,
+    repo: RepoOpt = None,
 ) -> None:
     """Code graph: references, callers, callees, explain a symbol, impact of a change (same JSON as MCP)."""
     answer = _graph_answer(path, format_, lambda s: s.query(query, mode, subject_type, max_depth, max_nodes,
-                                                            max_tokens))
+                                                            max_tokens), store, repo)
     if answer is None:
         return
     if answer.resolution != "resolved":
@@ -312,9 +322,11 @@ def context(
     path: PathOpt = Path("."),
     seed_type: Annotated[str, typer.Option("--seed-type", help="auto|symbol|path")] = "auto",
     format_: Annotated[str, typer.Option("--format", "-f", help="text|json")] = "text",
+    store: StoreOpt = None,
+    repo: RepoOpt = None,
 ) -> None:
     """A context pack around a seed: its code, callees, callers, tests, docs and config, to a token budget."""
-    answer = _graph_answer(path, format_, lambda s: s.context(seed, seed_type, max_tokens))
+    answer = _graph_answer(path, format_, lambda s: s.context(seed, seed_type, max_tokens), store, repo)
     if answer is None:
         return
     if answer.resolution != "resolved":

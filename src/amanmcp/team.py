@@ -17,6 +17,7 @@ import numpy as np
 from amanmcp.config import Settings
 from amanmcp.embed.base import Embedder, EmbedderIdentity
 from amanmcp.errors import AmanError
+from amanmcp.graph.model import FileGraph
 from amanmcp.indexer import Indexer, IndexEvent, IndexReport, embed_text
 from amanmcp.models import Chunk
 from amanmcp.ranking import Candidate, RankingOptions
@@ -94,11 +95,14 @@ class PgIndexer(Indexer):
         timings: dict[str, float] = {"embed": 0.0, "store": 0.0, "index": 0.0}
         identity = self.embedder.identity
         _, current = store.live_generations().get(self.repo, ("", None))
-        meta = None
+        meta, items = None, {}
         if current is not None:
             store.view({current: self.repo})
-            meta = IndexMeta.from_items(store.meta_items())
+            items = store.meta_items()
+            meta = IndexMeta.from_items(items)
         full, reason = _needs_full(meta, identity, force)
+        if not full and self.settings.index.graph and "graph" not in items:
+            full, reason = True, "the repository has no code graph yet (indexed by an older amanmcp)"
         report = IndexReport(self.root, full, reason, identity=identity, timings=timings)
         held = store.counts()["chunks"] if full and current is not None else 0
 
@@ -112,12 +116,15 @@ class PgIndexer(Indexer):
 
         t = time.perf_counter()
         per_file: list[tuple[FileRecord, list[Chunk]]] = []
+        graphs: dict[str, FileGraph | None] = {}
+        timings["graph"] = 0.0
         for i, (file, text, redactions) in enumerate(changed, 1):
             chunks = self._chunk(file, text, skipped)
             if chunks is not None:
                 per_file.append((self._record(file, text, redactions), chunks))
+                graphs[file.path] = self._graph(file.path, text, timings)
             self.on_event(IndexEvent("chunk", i, len(changed)))
-        timings["chunk"] = time.perf_counter() - t
+        timings["chunk"] = time.perf_counter() - t - timings["graph"]
         if held and not allow_empty and not any(chunks for _, chunks in per_file):
             raise AmanError(f"the rebuild of {self.root} found nothing to index ({len(scan.files)} files scanned), so "
                             f"repository {self.repo!r} ({held} chunks) was kept; pass --allow-empty to empty it")
@@ -142,6 +149,7 @@ class PgIndexer(Indexer):
         offset = 0
         for stored, (record, chunks) in enumerate(per_file, 1):
             store.put_file(record, chunks, vectors[offset: offset + len(chunks)], [features(c.content) for c in chunks])
+            store.put_graph(record.path, graphs.get(record.path))
             offset += len(chunks)
             self.on_event(IndexEvent("store", stored, len(per_file)))
         redacted = store.redactions()
@@ -149,7 +157,7 @@ class PgIndexer(Indexer):
             skipped["redacted_secrets"] = redacted
         for key, value in (("schema_version", SCHEMA_VERSION), ("embedder", identity.to_dict()),
                            ("last_indexed", time.time()), ("skipped", dict(skipped)), ("complete", True),
-                           ("repo", self.repo)):
+                           ("repo", self.repo), ("graph", self.settings.index.graph)):
             store.set_meta(key, value)
         timings["store"] = time.perf_counter() - t
         t = time.perf_counter()

@@ -36,13 +36,28 @@ import numpy as np
 
 from amanmcp.errors import AmanError, UsageError
 from amanmcp.models import Chunk
-from amanmcp.store.db import FileRecord, Filters, fts_name, symbol_name
+from amanmcp.store.db import (
+    CHUNK_SPAN_COLUMNS,
+    GRAPH_DEF_COLUMNS,
+    GRAPH_REF_COLUMNS,
+    FileRecord,
+    Filters,
+    fts_name,
+    graph_def_where,
+    graph_ref_where,
+    mention_where,
+    symbol_name,
+)
 from amanmcp.tokens import index_words
 
 if TYPE_CHECKING:
     import psycopg
 
-STORE_SCHEMA = 2  # the tables below; bump with a migration in _MIGRATIONS
+    from amanmcp.graph.model import FileGraph
+
+GRAPH_TABLES = ("graph_defs", "graph_refs", "graph_imports")
+
+STORE_SCHEMA = 3  # the tables below; bump with a migration in _MIGRATIONS
 NAME_WEIGHT = 4.0  # FTS5's bm25(chunks_fts, 4.0, 1.0): a word in the name counts four times
 K1, B = 1.2, 0.75  # FTS5's bm25 constants
 MIN_IDF = 1e-6  # FTS5 floors the IDF of a word in more than half the chunks here
@@ -90,6 +105,22 @@ UPDATE meta m SET value = m.value || jsonb_build_object('reference_length', r.a)
     FROM reference r WHERE m.generation = r.generation AND m.key = 'bm25';
 ALTER TABLE chunks DROP COLUMN words;
 CREATE INDEX postings_impact ON postings(generation, term, impact DESC, chunk);
+""",
+    3: """
+CREATE TABLE graph_defs(id bigserial PRIMARY KEY, generation bigint NOT NULL, path text NOT NULL,
+    qname text NOT NULL, name text NOT NULL, kind text NOT NULL, start_line integer NOT NULL,
+    end_line integer NOT NULL, line integer NOT NULL, parent text, bases text NOT NULL, signature text NOT NULL,
+    doc text NOT NULL);
+CREATE INDEX graph_defs_name ON graph_defs(generation, name);
+CREATE INDEX graph_defs_path ON graph_defs(generation, path, qname);
+CREATE TABLE graph_refs(id bigserial PRIMARY KEY, generation bigint NOT NULL, path text NOT NULL,
+    line integer NOT NULL, name text NOT NULL, kind text NOT NULL, scope text, module text, target text,
+    member integer NOT NULL DEFAULT 0);
+CREATE INDEX graph_refs_name ON graph_refs(generation, name);
+CREATE INDEX graph_refs_path ON graph_refs(generation, path, line);
+CREATE TABLE graph_imports(id bigserial PRIMARY KEY, generation bigint NOT NULL, path text NOT NULL,
+    local text NOT NULL, module text NOT NULL, name text NOT NULL, line integer NOT NULL);
+CREATE INDEX graph_imports_path ON graph_imports(generation, path, local);
 """,
 }
 
@@ -389,7 +420,7 @@ class PgStore:
                               "AND p.generation = c.generation AND p.chunk = c.id RETURNING p.term",
                               (self.generation, paths))
             self._df.subtract(term for (term,) in gone)
-            for table in ("chunks", "files", "file_vectors"):
+            for table in ("chunks", "files", "file_vectors", *GRAPH_TABLES):
                 self._exec(f"DELETE FROM {table} WHERE generation = %s AND path = ANY(%s)", (self.generation, paths))
 
     def set_reference_length(self, chunks: Sequence[Chunk]) -> None:
@@ -450,6 +481,25 @@ class PgStore:
                 for posting in postings:
                     copy.write_row(posting)
 
+    def put_graph(self, path: str, graph: FileGraph | None) -> None:
+        """One file's code graph, beside its chunks and in the same transaction (after `put_file`)."""
+        if graph is None:
+            return
+        import json
+
+        gen = self.generation
+        with self.conn.cursor() as cur:
+            with cur.copy(f"COPY graph_defs(generation, {GRAPH_DEF_COLUMNS}) FROM STDIN") as copy:
+                for d in graph.defs:
+                    copy.write_row((gen, path, d.qname, d.name, d.kind, d.start_line, d.end_line, d.line, d.parent,
+                                    json.dumps([list(b) for b in d.bases]), d.signature, d.doc))
+            with cur.copy(f"COPY graph_refs(generation, {GRAPH_REF_COLUMNS}) FROM STDIN") as copy:
+                for r in graph.refs:
+                    copy.write_row((gen, path, r.line, r.name, r.kind, r.scope, r.module, r.target, int(r.member)))
+            with cur.copy("COPY graph_imports(generation, path, local, module, name, line) FROM STDIN") as copy:
+                for i in graph.imports:
+                    copy.write_row((gen, path, i.local, i.module, i.name, i.line))
+
     def finish(self, dims: int) -> None:
         """What a commit derives: per-file centroids (the file-level vector signal), the document frequency
         of each word the run touched, and BM25's corpus stats."""
@@ -479,7 +529,7 @@ class PgStore:
                    "indexed_at = now()", (repo, root, gen))
         old = [r[0] for r in self._rows("SELECT id FROM generations WHERE repo = %s AND id <> %s", (repo, gen))]
         if old:
-            for table in ("postings", "terms", "chunks", "files", "meta", "file_vectors"):
+            for table in ("postings", "terms", "chunks", "files", "meta", "file_vectors", *GRAPH_TABLES):
                 self._exec(f"DELETE FROM {table} WHERE generation = ANY(%s)", (old,))
             self._exec("DELETE FROM generations WHERE id = ANY(%s)", (old,))
 
@@ -641,6 +691,62 @@ class PgStore:
                           "(SELECT * FROM unnest(%s::bigint[], %s::text[]))",
                           ([g for g, _ in wanted], [p for _, p in wanted]))
         return {(self.generations[g], p): (s, m) for g, p, s, m in rows}
+
+    # -- the code graph: one repository's generation (graph.query and graph.context read it) ------
+
+    def _graph_rows(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """A graph query written with `?` marks for both stores, run on the one generation viewed."""
+        return self._rows(sql.replace("?", "%s"), (self.generation, *args))
+
+    def graph_version(self) -> object:
+        """The repository's generation and last indexing time: an incremental run changes the second."""
+        gen = self.generation
+        return gen, self._rows("SELECT indexed_at FROM repos WHERE generation = %s", (gen,))
+
+    def graph_defs(
+        self, *, path: str | None = None, name: str | None = None, qname: str | None = None,
+        parent: str | None = None, top_level: bool = False, line: int | None = None,
+    ) -> list[tuple[Any, ...]]:
+        where, args = graph_def_where(path, name, qname, parent, top_level, line)
+        return self._graph_rows(f"SELECT {GRAPH_DEF_COLUMNS} FROM graph_defs WHERE generation = ? AND {where} "
+                                "ORDER BY path, start_line, id", args)
+
+    def graph_def_names(self) -> list[str]:
+        return [r[0] for r in self._graph_rows("SELECT DISTINCT name FROM graph_defs WHERE generation = ? "
+                                               "ORDER BY name", ())]
+
+    def graph_name_count(self, name: str) -> int:
+        return int(self._graph_rows("SELECT count(*) FROM graph_defs WHERE generation = ? AND name = ?", (name,))[0][0])
+
+    def graph_refs(
+        self, *, name: str | None = None, path: str | None = None, lines: tuple[int, int] | None = None,
+        kind: str | None = None,
+    ) -> list[tuple[Any, ...]]:
+        where, args = graph_ref_where(name, path, lines, kind)
+        return self._graph_rows(f"SELECT {GRAPH_REF_COLUMNS} FROM graph_refs WHERE generation = ? AND {where} "
+                                "ORDER BY path, line, id", args)
+
+    def graph_imports(self, path: str | None = None) -> list[tuple[str, str, str, str, int]]:
+        where, args = ("path = ?", [path]) if path is not None else ("TRUE", [])
+        return self._graph_rows(  # type: ignore[return-value]
+            f"SELECT path, local, module, name, line FROM graph_imports WHERE generation = ? AND {where} ORDER BY id",
+            args)
+
+    def chunk_spans(self, path: str, start: int | None = None, end: int | None = None) -> list[tuple[Any, ...]]:
+        return self._graph_rows(
+            f"SELECT {CHUNK_SPAN_COLUMNS} FROM chunks WHERE generation = ? AND path = ? AND end_line >= ? "
+            "AND start_line <= ? ORDER BY start_line, id",
+            (path, start if start is not None else -1, end if end is not None else 1 << 62))
+
+    def mentions(self, word: str, limit: int, content_type: str | None = None,
+                 languages: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
+        """Chunks holding the word, best BM25 first (one word: impact order). Unlike FTS5's `body:`
+        match, a word only in the chunk's name counts too; the caller checks the text."""
+        where, args = mention_where(content_type, languages)
+        cols = ", ".join(f"c.{c}" for c in CHUNK_SPAN_COLUMNS.split(", "))
+        return self._graph_rows(
+            f"SELECT {cols} FROM postings p JOIN chunks c ON c.id = p.chunk WHERE p.generation = ? AND p.term = ? "
+            f"AND {where} ORDER BY p.impact DESC, p.chunk LIMIT ?", (lexeme(word), *args, limit))
 
 
 class PgVectors:
