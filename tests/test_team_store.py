@@ -451,3 +451,41 @@ def test_graph_from_the_shared_store(tmp_path: Path, embedder, pg_url: str) -> N
     report = make_indexer(root, on_store(settings, pg_url), embedder).run()
     assert report.full_rebuild and "code graph" in report.reason
     assert GraphService(root, pg_url, "demo").query("url_for").resolution == "resolved"
+
+
+def test_status_and_the_remembered_repository_name(tmp_path: Path, embedder, pg_url: str) -> None:
+    """`index --repo NAME` in a folder makes NAME that folder's repository for later commands without --repo."""
+    root = write_project(tmp_path / "alpha")
+    runner = CliRunner()
+    result = runner.invoke(app, ["index", str(root), "--store", pg_url, "--repo", "svc-a", "--backend", "local"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((root / ".amanmcp" / "repo.json").read_text()) == {"repo": "svc-a"}
+    assert (root / ".amanmcp" / ".gitignore").read_text() == "*\n"  # never shows in `git status`
+
+    found = runner.invoke(app, ["search", "retry with backoff", "--path", str(root), "--store", pg_url,
+                                "--format", "json"])
+    assert found.exit_code == 0, found.output
+    assert {r["repo"] for r in json.loads(found.stdout)["results"]} == {"svc-a"}
+    graph = runner.invoke(app, ["graph", "retry_with_backoff", "--path", str(root), "--store", pg_url,
+                                "--format", "json"])
+    assert graph.exit_code == 0 and json.loads(graph.stdout)["resolution"] == "resolved", graph.output
+
+    shown = runner.invoke(app, ["status", "--path", str(root), "--store", pg_url, "--format", "json"])
+    assert shown.exit_code == 0, shown.output
+    info = json.loads(shown.stdout)
+    assert (info["repo"], info["indexed"], info["stale_files"], info["vector_index"]) == ("svc-a", True, 0, "pgvector")
+    assert info["files"] > 0 and [r["name"] for r in info["repos"]] == ["svc-a"]
+    (root / "src" / "payments" / "retry.py").write_text("def changed():\n    return 1\n")
+    info = json.loads(runner.invoke(app, ["status", "--path", str(root), "--store", pg_url, "-f", "json"]).stdout)
+    assert info["stale_files"] == 1
+    text = runner.invoke(app, ["status", "--path", str(root), "--store", pg_url])
+    assert text.exit_code == 0 and "svc-a (this" in text.stdout and "stale files" in text.stdout, text.output
+    other = runner.invoke(app, ["status", "--path", str(root), "--store", pg_url, "--repo", "svc-b"])
+    assert other.exit_code == 1 and "not indexed yet as repository 'svc-b'" in " ".join(other.stdout.split())
+    assert "svc-a" in other.stdout  # the store's repositories are listed all the same
+    refused = runner.invoke(app, ["status", "--path", str(root), "--repo", "svc-a"])
+    assert refused.exit_code != 0 and "postgresql://" in refused.output
+
+    again = runner.invoke(app, ["index", str(root), "--store", pg_url, "--backend", "local"])  # no --repo: svc-a
+    assert again.exit_code == 0, again.output
+    assert rows(pg_url, "SELECT name FROM repos") == [("svc-a",)]

@@ -394,19 +394,31 @@ def eval_(
 def status(
     path: PathOpt = Path("."),
     format_: Annotated[str, typer.Option("--format", "-f", help="text|json")] = "text",
+    store: StoreOpt = None,
+    repo: RepoOpt = None,
 ) -> None:
-    """What is indexed: files, chunks, size on disk, embedder, last indexed."""
+    """What is indexed: files, chunks, size on disk, embedder, last indexed (with a shared store: this
+    project's repository, and every repository the store holds)."""
     from amanmcp.status import index_status
 
     root, loaded = _project(path)
-    info = index_status(root, loaded.settings)
+    loaded = _with_store(loaded, store)
+    if repo and not loaded.settings.store.url:
+        raise UsageProblem("--repo needs a shared store: set store.url, AMANMCP_STORE_URL or --store to a "
+                           "postgresql:// URL")
+    info = index_status(root, loaded.settings, repo=repo)
     if format_ == "json":
         print(info.model_dump_json(indent=2))
         return
+    if info.repos is not None:  # a shared store: what it holds, whether or not this project is there
+        _print_repos(info)
     if not info.indexed:
-        out.print(f"{root}: not indexed yet. Run `amanmcp index {root}`.", markup=False)
+        where = f" as repository {info.repo!r} in the store at {info.store}" if info.repo else ""
+        option = f" --repo {info.repo}" if info.repo else ""
+        out.print(f"{root}: not indexed yet{where}. Run `amanmcp index {root}{option}`.", markup=False)
         raise typer.Exit(1)
-    table = Table(show_header=False, title=f"amanmcp index of {escape(str(root))}", title_justify="left")
+    title = f"amanmcp index of {root}" + (f" (repository {info.repo!r} in {info.store})" if info.repo else "")
+    table = Table(show_header=False, title=escape(title), title_justify="left")
     stale = str(info.stale_files)
     if info.stale_files:
         stale += " [yellow](changed or deleted since indexed: `amanmcp index` or `serve` updates them)[/yellow]"
@@ -419,11 +431,25 @@ def status(
         ("last indexed", when), ("languages", escape(", ".join(f"{k} {v}" for k, v in info.languages.items()))),
         ("skipped", escape(", ".join(f"{k} {v}" for k, v in info.skipped.items()) or "none")),
     ]
+    if info.repos is not None:
+        rows = [r for r in rows if r[0] != "size"]  # the store's size is the server's business
     if not info.complete:
         rows.insert(0, ("state", "[yellow]partial: a first build is running (`serve`) or was interrupted; "
                                  "the next `index` or `serve` finishes it[/yellow]"))
     for key, value in rows:
         table.add_row(key, value)
+    out.print(table)
+
+
+def _print_repos(info: Any) -> None:
+    table = Table(title=escape(f"repositories in {info.store}"), title_justify="left")
+    for column in ("repository", "files", "chunks", "embedder", "last indexed", "indexed from"):
+        table.add_column(column, overflow="fold")
+    for r in info.repos:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.last_indexed or 0))
+        name = escape(r.name) + (" [bold](this project)[/bold]" if r.name == info.repo else "")
+        embedder = escape(r.embedder or "?") + ("" if r.embedder_matches else " [yellow](BM25 only here)[/yellow]")
+        table.add_row(name, str(r.files), str(r.chunks), embedder, when, escape(r.root))
     out.print(table)
 
 

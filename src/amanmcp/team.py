@@ -7,6 +7,7 @@ settings name (`store.url`), so front ends need not know which one they got.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,12 +36,11 @@ from amanmcp.search import (
 )
 from amanmcp.store.db import SCHEMA_VERSION, FileRecord, Filters
 from amanmcp.store.meta import IndexMeta
-from amanmcp.store.pg import PgDatabase, PgStore, PgVectors, describe, valid_repo
+from amanmcp.store.pg import PgDatabase, PgStore, PgVectors, describe, repo_name, valid_repo
 
+__all__ = ["PgIndexer", "PgSearcher", "make_indexer", "make_searcher", "repo_name"]
 
-def repo_name(root: Path, repo: str | None) -> str:
-    """The repository a project is stored as: `--repo`, else its folder's name."""
-    return valid_repo(repo if repo else root.resolve().name)
+log = logging.getLogger(__name__)
 
 
 def make_indexer(
@@ -165,10 +165,21 @@ class PgIndexer(Indexer):
         store.publish(self.repo, str(self.root.resolve()))
         counts = store.counts()
         store.commit()
+        self._remember()
         timings["index"] = time.perf_counter() - t
         self.on_event(IndexEvent("index", 1, 1))
 
         return report.tally(counts, len(per_file), len(removed), len(all_chunks), embedded, skipped)
+
+
+    def _remember(self) -> None:
+        """This folder is this repository from now on (a later `search` here needs no `--repo`)."""
+        from amanmcp.store.layout import IndexLayout
+
+        try:
+            IndexLayout(self.root).remember_repo(self.repo)
+        except OSError as exc:  # a read-only checkout: the index is written, only the default name is not
+            log.warning("could not record repository name %r in %s: %s", self.repo, self.root, exc)
 
 
 def _needs_full(meta: IndexMeta | None, identity: EmbedderIdentity, force: bool) -> tuple[bool, str]:

@@ -29,6 +29,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -794,6 +795,14 @@ class PgVectors:
         for rank, (path,) in enumerate(rows, 1):
             out.setdefault(path, rank)
         return out
+
+
+def repo_name(root: Path, repo: str | None) -> str:
+    """The repository a project is in a shared store: `--repo`, else the name it was last indexed as from
+    this folder (`.amanmcp/repo.json`), else the folder's name."""
+    from amanmcp.store.layout import IndexLayout
+
+    return valid_repo(repo or IndexLayout(root).remembered_repo() or root.resolve().name)
 
 
 def valid_repo(name: str) -> str:
