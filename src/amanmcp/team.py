@@ -252,7 +252,8 @@ class PgSearcher(Searcher):
         self, store: PgStore, query: str, depth: int, filters: Filters
     ) -> tuple[list[tuple[int, float]], dict[str, int], SearchQuality]:
         """Vectors only from the repositories built with the query's embedder; the others are named BM25-only."""
-        metas = {gen: IndexMeta.from_items(items) for gen, items in store.meta_by_generation().items()}
+        raw = store.meta_by_generation()
+        metas = {gen: IndexMeta.from_items(items) for gen, items in raw.items()}
         first = next((m.identity for m in metas.values() if m.identity is not None), None)
 
         def quality(
@@ -280,7 +281,10 @@ class PgSearcher(Searcher):
             vector = self.embedder.embed_query(identity.query_prefix + query)
         except Exception as exc:
             return [], {}, quality("bm25_only", f"embedder_unavailable: {exc}", first, None)
-        index = PgVectors(store, matching, identity.dimensions, self.settings.index.exact_search_max)
+        counted = [raw[gen].get("vectors") for gen in matching]
+        total = (sum(c["count"] for c in counted)
+                 if all(isinstance(c, dict) and c.get("dims") == identity.dimensions for c in counted) else None)
+        index = PgVectors(store, matching, identity.dimensions, self.settings.store.exact_search_max, total)
         allowed = store.filtered_ids(filters) if filters.active else None
         hits = index.search(np.asarray(vector), depth, allowed)
         files = index.file_ranks(np.asarray(vector), FILE_DEPTH)

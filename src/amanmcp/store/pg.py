@@ -61,8 +61,8 @@ GRAPH_TABLES = ("graph_defs", "graph_refs", "graph_imports")
 STORE_SCHEMA = 3  # the tables below; bump with a migration in _MIGRATIONS
 NAME_WEIGHT = 4.0  # FTS5's bm25(chunks_fts, 4.0, 1.0): a word in the name counts four times
 K1, B = 1.2, 0.75  # FTS5's bm25 constants
+TIE = 1e-9  # relative slack for sums of the same doubles added in another order (candidates only)
 MIN_IDF = 1e-6  # FTS5 floors the IDF of a word in more than half the chunks here
-FIRST_DEPTH = 200  # postings read per word list before the threshold test; four times deeper each round after
 _LOCK = 0x616D616E  # advisory lock key for schema changes ("aman")
 
 _MIGRATIONS: dict[int, str] = {
@@ -332,6 +332,9 @@ class PgStore:
         self.gens = list(generations)
         self.write = write
         self.conn = db.connect(autocommit=not write)
+        # no server-side prepared statements: a generic plan for `= ANY(array)` of unknown size can
+        # pick the wrong index (a 4 ms lookup took 80 ms); planning these costs well under a millisecond
+        self.conn.prepare_threshold = None
         self._reference: float | None = None  # the written generation's reference length (BM25 impacts)
         self._df: Counter[str] = Counter()  # document-frequency changes of this run, written by `finish`
 
@@ -515,8 +518,10 @@ class PgStore:
                        (gen, list(delta), list(delta.values())))
             self._exec("DELETE FROM terms WHERE generation = %s AND term = ANY(%s) AND df <= 0", (gen, list(delta)))
         self._df.clear()
-        count, tokens = self._rows("SELECT count(*), coalesce(sum(length), 0) FROM chunks WHERE generation = %s",
-                                   (gen,))[0]
+        count, tokens, vectors = self._rows(
+            "SELECT count(*), coalesce(sum(length), 0), count(*) FILTER (WHERE dims = %s) FROM chunks "
+            "WHERE generation = %s", (dims, gen))[0]
+        self.set_meta("vectors", {"dims": dims, "count": int(vectors)})  # what a search reads, not counts
         reference = self._reference_length([])
         self.set_meta("bm25", {"chunks": int(count), "tokens": int(tokens),
                                "average_length": float(tokens) / count if count else 0.0,
@@ -546,52 +551,72 @@ class PgStore:
     def bm25(self, words: Sequence[str], limit: int, filters: Filters) -> list[int]:
         """Chunk ids, best first, by FTS5's bm25 formula; several repositories count as one corpus.
 
-        Fagin's threshold algorithm over each (generation, word) list in impact order: read the
-        first `depth` postings of every list, score the chunks found exactly, and stop when the
-        k-th best score reaches the most an unread chunk could score; else read four times deeper.
+        One SQL pass sums each chunk's impacts over the postings of the query's *essential* words
+        (those in fewer than half the chunks; FTS5 floors the others' IDF at 1e-6, so they can only
+        break ties) and keeps every chunk that could still reach the top `limit` once the other words
+        and the drift of the average length since the impacts were written are allowed for. Those
+        few are then scored exactly over every word, in FTS5's order of operations.
         """
         if not words or limit <= 0 or not self.gens:
             return []
         terms = [lexeme(w) for w in words]  # one entry per query word: FTS5 counts a repeated one again
-        distinct = list(dict.fromkeys(terms))
-        stats = self._bm25_stats(distinct)
+        stats = self._bm25_stats(list(dict.fromkeys(terms)))
         if stats is None:
             return []
         chunks, average, references, df = stats
-        idfs = {t: idf(chunks, sum(df[t].values())) for t in distinct if df.get(t)}
-        weight = {t: idfs[t] * terms.count(t) for t in idfs}  # what the word adds at most, per unit of share
-        lists = [(gen, t) for t in weight for gen in df[t]]
+        idfs = {t: idf(chunks, sum(df[t].values())) for t in dict.fromkeys(terms) if df.get(t)}
+        if not idfs:
+            return []
+        weight = {t: idfs[t] * terms.count(t) for t in idfs}
+        # exact share / impact lies in [low, high] (see tf_share: the bound of a changed average length)
+        low = min(min(1.0, average / r) for r in references.values())
+        high = max(max(1.0, average / r) for r in references.values())
+        essential = [t for t in weight if idfs[t] > MIN_IDF] or list(weight)
+        slack = sum(weight[t] * (K1 + 1.0) for t in weight if t not in essential)
+        if len(weight) == 1 and low == high == 1.0:  # one word, impacts exact: the list's order is the answer
+            return self._top_of_list(terms[0], limit, filters)
+        found, cut = self._candidates(essential, weight, limit, low, high, filters, slack)
+        if slack and (cut is None or cut * low <= slack):  # a chunk without an essential word might place
+            found, _ = self._candidates(list(weight), weight, limit, low, high, filters, 0.0)
+        scores = self._exact_scores(found, terms, idfs, average)
+        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+        return [cid for cid, _ in ranked[:limit]]
+
+    def _top_of_list(self, term: str, limit: int, filters: Filters) -> list[int]:
         where, args = _where(filters)
         join = f"JOIN chunks c ON c.id = p.chunk AND {where} " if filters.active else ""
-        scores: dict[int, float] = {}
-        depth = max(2 * limit, FIRST_DEPTH)
-        while True:
-            found = self._rows(
-                "SELECT l.gen, l.term, x.chunk, x.impact FROM unnest(%s::bigint[], %s::text[]) AS l(gen, term) "
-                "CROSS JOIN LATERAL (SELECT p.chunk, p.impact FROM postings p "
-                f"{join}WHERE p.generation = l.gen AND p.term = l.term "
-                "ORDER BY p.impact DESC, p.chunk LIMIT %s) x",
-                ([g for g, _ in lists], [t for _, t in lists], *args, depth))
-            last: dict[tuple[int, str], float] = {}
-            fetched: Counter[tuple[int, str]] = Counter()
-            fresh = set()
-            for gen, term, chunk, impact in found:
-                last[gen, term] = impact
-                fetched[gen, term] += 1
-                if chunk not in scores:
-                    fresh.add(chunk)
-            scores.update(self._exact_scores(fresh, terms, idfs, average))
-            # the most a chunk outside every list read so far can score, in its own generation
-            ceiling = 0.0
-            for gen in {g for g, _ in lists}:
-                drift = max(1.0, average / references.get(gen, average))
-                ceiling = max(ceiling, sum(
-                    weight[t] * min(K1 + 1.0, last[gen, t] * drift) for g, t in lists
-                    if g == gen and fetched[gen, t] == depth))  # a list shorter than depth is read to its end
-            ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
-            if ceiling == 0.0 or (len(ranked) >= limit and ranked[limit - 1][1] >= ceiling):
-                return [cid for cid, _ in ranked[:limit]]
-            depth *= 4
+        return [r[0] for r in self._rows(
+            "SELECT x.chunk FROM unnest(%s::bigint[]) AS g(gen) CROSS JOIN LATERAL (SELECT p.chunk, p.impact "
+            f"FROM postings p {join}WHERE p.generation = g.gen AND p.term = %s ORDER BY p.impact DESC, p.chunk "
+            "LIMIT %s) x ORDER BY x.impact DESC, x.chunk LIMIT %s", (self.gens, *args, term, limit, limit))]
+
+    def _candidates(self, words: list[str], weight: dict[str, float], limit: int, low: float, high: float,
+                    filters: Filters, slack: float) -> tuple[list[int], float | None]:
+        """Every chunk whose weighted impact sum over `words`, widened by [low, high] and `slack` (what
+        the other words may add), could reach the `limit`-th best, and that sum of the `limit`-th (None
+        when fewer hold a word); read from the postings index alone."""
+        where, args = _where(filters)
+        join = f"JOIN chunks c ON c.id = p.chunk AND {where} " if filters.active else ""
+        if len(words) == 1:  # one list: its index order is the order; read the top and its ties only
+            rows = self._rows(
+                "WITH cut AS (SELECT x.impact AS s FROM unnest(%s::bigint[]) AS g(gen) CROSS JOIN LATERAL "
+                f"(SELECT p.impact FROM postings p {join}WHERE p.generation = g.gen AND p.term = %s "
+                "ORDER BY p.impact DESC LIMIT %s) x ORDER BY 1 DESC LIMIT 1 OFFSET %s) "
+                f"SELECT p.chunk, (SELECT s FROM cut) FROM postings p {join}WHERE p.generation = ANY(%s) "
+                "AND p.term = %s AND p.impact >= coalesce((SELECT s FROM cut) * %s - %s, '-infinity')",
+                (self.gens, *args, words[0], limit, limit - 1, *args, self.gens, words[0], low / high * (1 - TIE),
+                 slack / (weight[words[0]] * high)))
+            cut = rows[0][1] if rows else None
+            return [r[0] for r in rows], (None if cut is None else cut * weight[words[0]])
+        rows = self._rows(
+            "WITH w AS (SELECT * FROM unnest(%s::text[], %s::float8[]) AS w(term, weight)), "
+            "agg AS MATERIALIZED (SELECT p.chunk, sum(w.weight * p.impact) AS s FROM postings p "
+            f"JOIN w ON w.term = p.term {join}WHERE p.generation = ANY(%s) GROUP BY p.chunk), "
+            "cut AS (SELECT s FROM agg ORDER BY s DESC LIMIT 1 OFFSET %s) "
+            "SELECT chunk, (SELECT s FROM cut) FROM agg "
+            "WHERE s * %s + %s >= coalesce((SELECT s * %s FROM cut), '-infinity')",
+            (words, [weight[t] for t in words], *args, self.gens, limit - 1, high, slack, low * (1 - TIE)))
+        return [r[0] for r in rows], (rows[0][1] if rows else None)
 
     def _bm25_stats(
         self, terms: list[str]
@@ -610,7 +635,7 @@ class PgStore:
             df.setdefault(term, {})[gen] = n
         return chunks, max(tokens / chunks, 1e-9), references, df
 
-    def _exact_scores(self, ids: set[int], terms: list[str], idfs: dict[str, float],
+    def _exact_scores(self, ids: Sequence[int], terms: list[str], idfs: dict[str, float],
                       average: float) -> dict[int, float]:
         """Each chunk's BM25 over every query word, summed in query order as FTS5 does."""
         if not ids:
@@ -753,16 +778,19 @@ class PgStore:
 class PgVectors:
     """Nearest chunks and files from pgvector, over the generations whose embedder matches the query's.
 
-    Exact (a scan in cosine order) up to `exact_max` vectors, as the SQLite index is; above it the
-    HNSW index of that dimension answers.
+    Exact (a scan in cosine order) up to `exact_max` vectors (`store.exact_search_max`); above it
+    the HNSW index of that dimension answers. `total`: the vectors of those generations, when their
+    meta says (else counted here, a scan of their rows).
     """
 
-    def __init__(self, store: PgStore, generations: list[int], dims: int, exact_max: int) -> None:
+    def __init__(self, store: PgStore, generations: list[int], dims: int, exact_max: int,
+                 total: int | None = None) -> None:
         self.store = store
         self.gens = generations
         self.dims = int(dims)
-        total = store._rows("SELECT count(*) FROM chunks WHERE generation = ANY(%s) AND dims = %s",
-                            (generations, self.dims))[0][0]
+        if total is None:
+            total = store._rows("SELECT count(*) FROM chunks WHERE generation = ANY(%s) AND dims = %s",
+                                (generations, self.dims))[0][0]
         self.approximate = total > exact_max
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
