@@ -487,3 +487,38 @@ def test_status_and_the_remembered_repository_name(tmp_path: Path, embedder, pg_
     again = runner.invoke(app, ["index", str(root), "--store", pg_url, "--backend", "local"])  # no --repo: svc-a
     assert again.exit_code == 0, again.output
     assert rows(pg_url, "SELECT name FROM repos") == [("svc-a",)]
+
+
+def test_serve_keeps_the_repository_up_to_date(project: Path, settings: Settings, embedder, pg_url: str) -> None:
+    """`serve`'s writer (LiveIndex) indexes into the shared store when one is set, then follows edits there."""
+    from amanmcp.embed.factory import Selection
+    from amanmcp.store import IndexLayout
+    from amanmcp.watch import LiveIndex
+    from conftest import wait_for
+
+    pg = on_store(settings, pg_url)
+    searcher = make_searcher(project, pg, embedder)
+
+    def found(query: str) -> list[tuple[str | None, str]]:
+        try:
+            return [(r.repo, r.path) for r in searcher.search(query, limit=3).results]
+        except NoIndexError:
+            return []
+
+    with IndexLayout(project).write_lock():
+        live = LiveIndex(project, pg, Selection(embedder, "local", "local", False, "test"), debounce_ms=300,
+                         step_ms=50)
+        live.start()
+        try:
+            wait_for(lambda: live.progress().state == "watching", what="start-up run")
+            assert found("retry with backoff")[0] == ("shop", "src/payments/retry.py")
+            retry = project / "src/payments/retry.py"
+            retry.write_text(retry.read_text() + "\n\ndef circuit_breaker_trip(threshold):\n    return threshold > 5\n")
+            (project / "web/cart.js").unlink()
+            wait_for(lambda: found("circuit_breaker_trip")[:1] == [("shop", "src/payments/retry.py")], what="edit")
+            wait_for(lambda: all(p != "web/cart.js" for _, p in found("addItemToCart")), what="deletion")
+        finally:
+            live.stop()
+    assert live.failures == 0 and live.runs >= 2
+    assert IndexLayout(project).current() is None  # nothing indexed beside the store
+    assert rows(pg_url, "SELECT count(*) FROM generations") == [(1,)]  # incremental runs: one generation

@@ -77,6 +77,18 @@ class PgIndexer(Indexer):
         self.db = PgDatabase(settings.store.url)
         self.repo = repo
 
+    def indexed(self) -> IndexMeta | None:
+        """What the repository's live generation records; None when the store does not hold it yet."""
+        store = PgStore(self.db, {})
+        try:
+            _, current = store.live_generations().get(self.repo, ("", None))
+            if current is None:
+                return None
+            store.view({current: self.repo})
+            return IndexMeta.from_items(store.meta_items())
+        finally:
+            store.close()
+
     def run(self, force: bool = False, *, progressive: bool = False, allow_empty: bool = False) -> IndexReport:
         """Like the project index's run, but always atomic: the store has no half-built state to show."""
         store = PgStore(self.db, {}, write=True)
@@ -101,8 +113,8 @@ class PgIndexer(Indexer):
             items = store.meta_items()
             meta = IndexMeta.from_items(items)
         full, reason = _needs_full(meta, identity, force)
-        if not full and self.settings.index.graph and "graph" not in items:
-            full, reason = True, "the repository has no code graph yet (indexed by an older amanmcp)"
+        if not full and self.settings.index.graph and items.get("graph") is not True:
+            full, reason = True, "the repository has no code graph yet (an older amanmcp, or index.graph was off)"
         report = IndexReport(self.root, full, reason, identity=identity, timings=timings)
         held = store.counts()["chunks"] if full and current is not None else 0
 
