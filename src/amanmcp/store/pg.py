@@ -61,6 +61,7 @@ GRAPH_TABLES = ("graph_defs", "graph_refs", "graph_imports")
 STORE_SCHEMA = 3  # the tables below; bump with a migration in _MIGRATIONS
 NAME_WEIGHT = 4.0  # FTS5's bm25(chunks_fts, 4.0, 1.0): a word in the name counts four times
 K1, B = 1.2, 0.75  # FTS5's bm25 constants
+MINOR = 0.1  # the weakest words stay out of the pass while they can add at most this share of the cut
 TIE = 1e-9  # relative slack for sums of the same doubles added in another order (candidates only)
 MIN_IDF = 1e-6  # FTS5 floors the IDF of a word in more than half the chunks here
 _LOCK = 0x616D616E  # advisory lock key for schema changes ("aman")
@@ -552,10 +553,10 @@ class PgStore:
         """Chunk ids, best first, by FTS5's bm25 formula; several repositories count as one corpus.
 
         One SQL pass sums each chunk's impacts over the postings of the query's *essential* words
-        (those in fewer than half the chunks; FTS5 floors the others' IDF at 1e-6, so they can only
-        break ties) and keeps every chunk that could still reach the top `limit` once the other words
-        and the drift of the average length since the impacts were written are allowed for. Those
-        few are then scored exactly over every word, in FTS5's order of operations.
+        (all but the commonest, which can add little: MaxScore) and keeps every chunk that could
+        still reach the top `limit` once the other words and the drift of the average length since
+        the impacts were written are allowed for. Those few are then scored exactly over every word,
+        in FTS5's order of operations, so the answer is FTS5's, not an approximation.
         """
         if not words or limit <= 0 or not self.gens:
             return []
@@ -571,8 +572,19 @@ class PgStore:
         # exact share / impact lies in [low, high] (see tf_share: the bound of a changed average length)
         low = min(min(1.0, average / r) for r in references.values())
         high = max(max(1.0, average / r) for r in references.values())
-        essential = [t for t in weight if idfs[t] > MIN_IDF] or list(weight)
-        slack = sum(weight[t] * (K1 + 1.0) for t in weight if t not in essential)
+        # MaxScore's split: the words that can add least stay out of the pass (they widen the
+        # candidates by what they can add at most, and break ties): words in over half the chunks
+        # (FTS5 floors their IDF), then the next weakest while together they can add at most MINOR
+        # of a lower bound of the cut (the `limit`-th best chunk of the strongest word alone)
+        ceiling = {t: weight[t] * (K1 + 1.0) for t in weight}
+        essential, slack = sorted(weight, key=lambda t: (ceiling[t], t)), 0.0
+        while len(essential) > 1 and idfs[essential[0]] <= MIN_IDF:
+            slack += ceiling[essential.pop(0)]
+        if len(essential) > 1:
+            strongest = essential[-1]
+            floor = self._kth_impact(strongest, limit, filters) * weight[strongest] * low
+            while len(essential) > 1 and slack + ceiling[essential[0]] <= MINOR * floor:
+                slack += ceiling[essential.pop(0)]
         if len(weight) == 1 and low == high == 1.0:  # one word, impacts exact: the list's order is the answer
             return self._top_of_list(terms[0], limit, filters)
         found, cut = self._candidates(essential, weight, limit, low, high, filters, slack)
@@ -581,6 +593,16 @@ class PgStore:
         scores = self._exact_scores(found, terms, idfs, average)
         ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
         return [cid for cid, _ in ranked[:limit]]
+
+    def _kth_impact(self, term: str, limit: int, filters: Filters) -> float:
+        """The `limit`-th best impact of one word over the generations (0 when fewer chunks hold it)."""
+        where, args = _where(filters)
+        join = f"JOIN chunks c ON c.id = p.chunk AND {where} " if filters.active else ""
+        rows = self._rows(
+            "SELECT x.impact FROM unnest(%s::bigint[]) AS g(gen) CROSS JOIN LATERAL (SELECT p.impact "
+            f"FROM postings p {join}WHERE p.generation = g.gen AND p.term = %s ORDER BY p.impact DESC LIMIT %s) x "
+            "ORDER BY 1 DESC LIMIT 1 OFFSET %s", (self.gens, *args, term, limit, limit - 1))
+        return float(rows[0][0]) if rows else 0.0
 
     def _top_of_list(self, term: str, limit: int, filters: Filters) -> list[int]:
         where, args = _where(filters)
@@ -608,14 +630,19 @@ class PgStore:
                  slack / (weight[words[0]] * high)))
             cut = rows[0][1] if rows else None
             return [r[0] for r in rows], (None if cut is None else cut * weight[words[0]])
-        rows = self._rows(
-            "WITH w AS (SELECT * FROM unnest(%s::text[], %s::float8[]) AS w(term, weight)), "
-            "agg AS MATERIALIZED (SELECT p.chunk, sum(w.weight * p.impact) AS s FROM postings p "
-            f"JOIN w ON w.term = p.term {join}WHERE p.generation = ANY(%s) GROUP BY p.chunk), "
-            "cut AS (SELECT s FROM agg ORDER BY s DESC LIMIT 1 OFFSET %s) "
-            "SELECT chunk, (SELECT s FROM cut) FROM agg "
-            "WHERE s * %s + %s >= coalesce((SELECT s * %s FROM cut), '-infinity')",
-            (words, [weight[t] for t in words], *args, self.gens, limit - 1, high, slack, low * (1 - TIE)))
+        weights = " ".join("WHEN %s THEN %s::float8" for _ in words)
+        agg = (f"SELECT p.chunk, sum(p.impact * CASE p.term {weights} END) AS s FROM postings p {join}"
+               "WHERE p.generation = ANY(%s) AND p.term = ANY(%s) GROUP BY p.chunk")
+        agg_args = [*(x for t in words for x in (t, weight[t])), *args, self.gens, words]
+        # usually the top 2 x limit hold every chunk that can place: one top-N sort, nothing kept
+        top = self._rows(f"{agg} ORDER BY s DESC LIMIT %s", (*agg_args, 2 * limit))
+        cut = top[limit - 1][1] if len(top) >= limit else None
+        if cut is None or len(top) < 2 * limit or top[-1][1] * high + slack < cut * low * (1 - TIE):
+            return [c for c, s in top if cut is None or s * high + slack >= cut * low * (1 - TIE)], cut
+        rows = self._rows(  # ties (or a drifted length) reach further down: all that can place
+            f"WITH agg AS MATERIALIZED ({agg}), cut AS (SELECT s FROM agg ORDER BY s DESC LIMIT 1 OFFSET %s) "
+            "SELECT chunk, (SELECT s FROM cut) FROM agg WHERE s * %s + %s >= (SELECT s * %s FROM cut)",
+            (*agg_args, limit - 1, high, slack, low * (1 - TIE)))
         return [r[0] for r in rows], (rows[0][1] if rows else None)
 
     def _bm25_stats(
