@@ -1,7 +1,7 @@
 """A shared index on PostgreSQL + pgvector: many named repositories in one database.
 
 Each repository points at one generation (a number from a sequence); every row of files, chunks,
-meta and file centroids carries its generation, so a read names the generations it sees and a
+postings, meta, file centroids and the code graph carries its generation, so a read names the generations it sees and a
 write never disturbs them. A run (full or incremental) is one transaction: a full rebuild writes a
 new generation, flips the repository to it and deletes the old one before it commits, so readers
 see the old index or the new one, never a mix, and a crash leaves the old one. psycopg and
@@ -12,11 +12,12 @@ over the same code-aware words (`tokens.py`), folded and Porter-stemmed in Pytho
 `porter unicode61` tokenizer does. The words live in a postings table, one row per (chunk, word)
 with its weighted count and an *impact*: the word's BM25 share in that chunk at the generation's
 reference length, and `terms` keeps each word's document frequency. A query reads only the
-postings of its words, best impact first, and stops as soon as no unread chunk can enter the top
-k (Fagin's threshold algorithm; the bound holds when the corpus' average length has drifted from
-the reference since, so the answer is exact, not approximate). Differences from FTS5: the Porter
-stemmer is the snowball one (not SQLite's C code; a few words stem differently), and diacritics
-are folded for every script, not only Latin.
+postings of its words from one index (term, impact): a sum of impacts over its stronger words,
+then an exact FTS5 score for the few chunks that can still place once the weaker words and any
+drift of the average length since the impacts were written are allowed for (see `bm25`), so the
+order is FTS5's, not an approximation. Differences from FTS5: the Porter stemmer is the snowball
+one (not SQLite's C code; a few words stem differently), and diacritics are folded for every
+script, not only Latin.
 """
 
 from __future__ import annotations
