@@ -481,8 +481,11 @@ def test_status_and_the_remembered_repository_name(tmp_path: Path, embedder, pg_
     other = runner.invoke(app, ["status", "--path", str(root), "--store", pg_url, "--repo", "svc-b"])
     assert other.exit_code == 1 and "not indexed yet as repository 'svc-b'" in " ".join(other.stdout.split())
     assert "svc-a" in other.stdout  # the store's repositories are listed all the same
-    refused = runner.invoke(app, ["status", "--path", str(root), "--repo", "svc-a"])
-    assert refused.exit_code != 0 and "postgresql://" in refused.output
+    for command in (["status"], ["graph", "retry_with_backoff"], ["context", "retry_with_backoff"]):
+        refused = runner.invoke(app, [*command, "--path", str(root), "--repo", "svc-a"])  # --repo needs a store
+        assert refused.exit_code != 0 and "postgresql://" in refused.output, command
+    pack = runner.invoke(app, ["context", "retry_with_backoff", "--path", str(root), "--store", pg_url, "-f", "json"])
+    assert pack.exit_code == 0 and json.loads(pack.stdout)["items"][0]["role"] == "implementation", pack.output
 
     again = runner.invoke(app, ["index", str(root), "--store", pg_url, "--backend", "local"])  # no --repo: svc-a
     assert again.exit_code == 0, again.output
