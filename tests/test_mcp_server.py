@@ -34,6 +34,7 @@ def server_env() -> dict[str, str]:
         "XDG_CONFIG_HOME": os.environ["XDG_CONFIG_HOME"],  # the isolated user config from conftest
         "AMANMCP_LOG_LEVEL": "info",
         "HF_HUB_OFFLINE": "1",
+        **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ},  # a worktree's sources, not the install
     }
 
 

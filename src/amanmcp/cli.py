@@ -100,6 +100,8 @@ def _project(path: Path) -> tuple[Path, LoadedConfig]:
 
 StoreOpt = Annotated[str | None, typer.Option(
     "--store", help="A shared team store, postgresql://USER:PASSWORD@HOST:PORT/DB (default: store.url).")]
+RepoOpt = Annotated[str | None, typer.Option(
+    "--repo", help="Repository name in a shared store (default: the one this folder was indexed as).")]
 
 
 def _one_blas_thread() -> None:
@@ -254,14 +256,20 @@ def search(
     out.print(f"[dim]{quality.mode} · {len(response.results)} results · {response.took_ms:.1f} ms[/dim]")
 
 
-def _graph_answer(path: Path, format_: str, ask: Callable[[GraphService], Any]) -> Any | None:
+def _graph_answer(path: Path, format_: str, ask: Callable[[GraphService], Any], store: str | None = None,
+                  repo: str | None = None) -> Any | None:
     """One graph question: printed as JSON (then None), or returned for a table with its warnings shown."""
     from amanmcp.graph.service import GraphService
+    from amanmcp.team import repo_name
 
     if format_ not in ("text", "json"):
         raise UsageProblem(f"--format must be text or json, not {format_!r}")
-    root, _ = _project(path)
-    service = GraphService(root)
+    root, loaded = _project(path)
+    url = _with_store(loaded, store).settings.store.url
+    if repo and not url:
+        raise UsageProblem("--repo needs a shared store: set store.url, AMANMCP_STORE_URL or --store to a "
+                           "postgresql:// URL")
+    service = GraphService(root, url, repo_name(root, repo) if url else None)
     try:
         answer = ask(service)
     finally:
@@ -286,10 +294,12 @@ def graph(
     max_nodes: Annotated[int, typer.Option("--max-nodes", help="Most results (1-500).")] = 50,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens", help="Fit the answer to this many tokens.")] = None,
     format_: Annotated[str, typer.Option("--format", "-f", help="text|json")] = "text",
+    store: StoreOpt = None,
+    repo: RepoOpt = None,
 ) -> None:
     """Code graph: references, callers, callees, explain a symbol, impact of a change (same JSON as MCP)."""
     answer = _graph_answer(path, format_, lambda s: s.query(query, mode, subject_type, max_depth, max_nodes,
-                                                            max_tokens))
+                                                            max_tokens), store, repo)
     if answer is None:
         return
     if answer.resolution != "resolved":
@@ -327,9 +337,11 @@ def context(
     path: PathOpt = Path("."),
     seed_type: Annotated[str, typer.Option("--seed-type", help="auto|symbol|path")] = "auto",
     format_: Annotated[str, typer.Option("--format", "-f", help="text|json")] = "text",
+    store: StoreOpt = None,
+    repo: RepoOpt = None,
 ) -> None:
     """A context pack around a seed: its code, callees, callers, tests, docs and config, to a token budget."""
-    answer = _graph_answer(path, format_, lambda s: s.context(seed, seed_type, max_tokens))
+    answer = _graph_answer(path, format_, lambda s: s.context(seed, seed_type, max_tokens), store, repo)
     if answer is None:
         return
     if answer.resolution != "resolved":
@@ -397,19 +409,31 @@ def eval_(
 def status(
     path: PathOpt = Path("."),
     format_: Annotated[str, typer.Option("--format", "-f", help="text|json")] = "text",
+    store: StoreOpt = None,
+    repo: RepoOpt = None,
 ) -> None:
-    """What is indexed: files, chunks, size on disk, embedder, last indexed."""
+    """What is indexed: files, chunks, size on disk, embedder, last indexed (with a shared store: this
+    project's repository, and every repository the store holds)."""
     from amanmcp.status import index_status
 
     root, loaded = _project(path)
-    info = index_status(root, loaded.settings)
+    loaded = _with_store(loaded, store)
+    if repo and not loaded.settings.store.url:
+        raise UsageProblem("--repo needs a shared store: set store.url, AMANMCP_STORE_URL or --store to a "
+                           "postgresql:// URL")
+    info = index_status(root, loaded.settings, repo=repo)
     if format_ == "json":
         print(info.model_dump_json(indent=2))
         return
+    if info.repos is not None:  # a shared store: what it holds, whether or not this project is there
+        _print_repos(info)
     if not info.indexed:
-        out.print(f"{root}: not indexed yet. Run `amanmcp index {root}`.", markup=False)
+        where = f" as repository {info.repo!r} in the store at {info.store}" if info.repo else ""
+        option = f" --repo {info.repo}" if info.repo else ""
+        out.print(f"{root}: not indexed yet{where}. Run `amanmcp index {root}{option}`.", markup=False)
         raise typer.Exit(1)
-    table = Table(show_header=False, title=f"amanmcp index of {escape(str(root))}", title_justify="left")
+    title = f"amanmcp index of {root}" + (f" (repository {info.repo!r} in {info.store})" if info.repo else "")
+    table = Table(show_header=False, title=escape(title), title_justify="left")
     stale = str(info.stale_files)
     if info.stale_files:
         stale += " [yellow](changed or deleted since indexed: `amanmcp index` or `serve` updates them)[/yellow]"
@@ -422,6 +446,8 @@ def status(
         ("last indexed", when), ("languages", escape(", ".join(f"{k} {v}" for k, v in info.languages.items()))),
         ("skipped", escape(", ".join(f"{k} {v}" for k, v in info.skipped.items()) or "none")),
     ]
+    if info.repos is not None:
+        rows = [r for r in rows if r[0] != "size"]  # the store's size is the server's business
     if info.upgrading:
         rows.insert(0, ("state", f"[yellow]{escape(info.upgrading)}[/yellow]"))
     elif not info.complete:
@@ -429,6 +455,18 @@ def status(
                                  "interrupted; the next `index` or `serve` finishes it[/yellow]"))
     for key, value in rows:
         table.add_row(key, value)
+    out.print(table)
+
+
+def _print_repos(info: Any) -> None:
+    table = Table(title=escape(f"repositories in {info.store}"), title_justify="left")
+    for column in ("repository", "files", "chunks", "embedder", "last indexed", "indexed from"):
+        table.add_column(column, overflow="fold")
+    for r in info.repos:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.last_indexed or 0))
+        name = escape(r.name) + (" [bold](this project)[/bold]" if r.name == info.repo else "")
+        embedder = escape(r.embedder or "?") + ("" if r.embedder_matches else " [yellow](BM25 only here)[/yellow]")
+        table.add_row(name, str(r.files), str(r.chunks), embedder, when, escape(r.root))
     out.print(table)
 
 

@@ -67,6 +67,9 @@ class SearchSettings(_Section):
 class StoreSettings(_Section):
     # None: the project's own SQLite index in <root>/.amanmcp; postgresql://...: a shared team store
     url: str | None = None
+    # a shared store searches vectors exactly up to this many per search, then by pgvector's HNSW index:
+    # lower than index.exact_search_max because a scan in PostgreSQL costs ~0.9 ms per 1,000 vectors
+    exact_search_max: int = Field(20_000, ge=0)
 
 
 class IndexSettings(_Section):

@@ -40,7 +40,7 @@ from amanmcp.scan import ScannedFile, Scanner, ScanResult, looks_minified, read_
 from amanmcp.store import IndexLayout, IndexStore, VectorIndex, load_meta, read_meta
 from amanmcp.store.db import SCHEMA_VERSION, FileRecord
 from amanmcp.store.layout import write_failure
-from amanmcp.store.meta import Upgrade
+from amanmcp.store.meta import IndexMeta, Upgrade
 from amanmcp.store.vectors import STAMP, TIER
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,17 @@ class Indexer:
         self.embedder = embedder
         self.layout = IndexLayout(root)
         self.on_event = on_event or (lambda event: None)
+
+    def indexed(self) -> IndexMeta | None:
+        """What the index this indexer writes records now; None when there is none (or it is damaged:
+        the next run rebuilds it). `serve` reads it before a run (first build? another embedder?)."""
+        current = self.layout.current()
+        if current is None:
+            return None
+        try:
+            return load_meta(current)
+        except IndexDamagedError:
+            return None
 
     def run(self, force: bool = False, *, allow_empty: bool = False) -> IndexReport:
         """Bring the index up to date with the tree (full or incremental, as needed).

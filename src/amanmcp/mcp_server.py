@@ -60,7 +60,7 @@ from amanmcp.search import (
 )
 from amanmcp.status import IndexStatus, index_status
 from amanmcp.store import IndexLayout, IndexStore
-from amanmcp.team import PgSearcher, make_searcher
+from amanmcp.team import PgSearcher, make_searcher, repo_name
 from amanmcp.watch import ServeIndex
 
 log = logging.getLogger(__name__)
@@ -529,12 +529,13 @@ def build_server(service: SearchService, settings: Settings) -> MCPServer:
         results look empty, partial or stale."""
         return service.status()
 
-    graphs = GraphService(service.root)
+    url = getattr(service.live, "settings", None) and service.live.settings.store.url
+    graphs = GraphService(service.root, url, repo_name(service.root, None) if url else None)
 
     def graph_service() -> GraphService:
         if getattr(service, "refusal", None) is not None:
             raise AmanError(service.refusal)  # type: ignore[arg-type]
-        if graphs.layout.current() is None:
+        if not graphs.shared and graphs.layout.current() is None:
             progress = service.live.progress()
             if progress.role == "reader" or progress.state in ("starting", "indexing"):
                 raise AmanError("indexing: the first build is running and nothing is in the code graph yet; "

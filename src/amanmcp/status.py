@@ -70,11 +70,14 @@ class IndexStatus(BaseModel):
     skipped: dict[str, int] = {}
     indexing: IndexProgress | None = None
     store: str = "sqlite"  # or the shared store's URL (without its password)
+    repo: str | None = None  # with a shared store: the repository this project is (`--repo`, remembered, folder)
     repos: list[RepoStatus] | None = None  # the shared store's repositories; null for a project's own index
 
 
-def index_status(root: Path, settings: Settings, selection: Selection | None = None) -> IndexStatus:
-    """`selection`: the embedder already chosen (by `serve`), so status does not probe again."""
+def index_status(root: Path, settings: Settings, selection: Selection | None = None,
+                 repo: str | None = None) -> IndexStatus:
+    """`selection`: the embedder already chosen (by `serve`), so status does not probe again; `repo`: this
+    project's repository in a shared store (default: `store.pg.repo_name`)."""
     fallback = False
     try:
         selection = selection or select_embedder(settings)
@@ -84,7 +87,7 @@ def index_status(root: Path, settings: Settings, selection: Selection | None = N
     except Exception as exc:  # status must work even when no embedder does
         current, current_label = None, f"unavailable: {exc}"
     if settings.store.url:
-        return _store_status(root, settings, current, current_label, fallback)
+        return _store_status(root, settings, current, current_label, fallback, repo)
     generation = IndexLayout(root).current()
     if generation is None:
         return IndexStatus(root=str(root), indexed=False, current_embedder=current_label, embedder_fallback=fallback)
@@ -118,26 +121,39 @@ def index_status(root: Path, settings: Settings, selection: Selection | None = N
 
 
 def _store_status(
-    root: Path, settings: Settings, current: EmbedderIdentity | None, current_label: str, fallback: bool
+    root: Path, settings: Settings, current: EmbedderIdentity | None, current_label: str, fallback: bool,
+    repo: str | None,
 ) -> IndexStatus:
-    """A shared store: every repository, and this project's (by its folder name) as the index."""
-    from amanmcp.store.pg import PgDatabase, describe
+    """A shared store: every repository, and this project's as the index (with its stale files when the
+    repository was indexed from this folder)."""
+    from amanmcp.store.pg import PgDatabase, PgStore, describe, repo_name
 
     assert settings.store.url is not None
-    repos = []
-    for row in PgDatabase(settings.store.url).summaries():
+    name = repo_name(root, repo)
+    db = PgDatabase(settings.store.url)
+    repos, generation = [], None
+    for row in db.summaries():
         identity = EmbedderIdentity.from_dict(row["embedder"]) if isinstance(row["embedder"], dict) else None
         repos.append(RepoStatus(
             name=row["name"], root=row["root"], files=row["files"], chunks=row["chunks"], vectors=row["vectors"],
             embedder=identity.label() if identity else None,
             embedder_matches=identity is not None and identity == current,
             last_indexed=row["last_indexed"], languages=row["languages"]))
-    mine = next((r for r in repos if r.name == root.resolve().name), None)
+        if row["name"] == name:
+            generation = row["generation"]
+    mine = next((r for r in repos if r.name == name), None)
     status = IndexStatus(root=str(root), indexed=mine is not None, current_embedder=current_label,
-                         embedder_fallback=fallback, store=describe(settings.store.url), repos=repos)
-    if mine is not None:
-        status = status.model_copy(update={
-            "files": mine.files, "chunks": mine.chunks, "vectors": mine.vectors, "vector_index": "pgvector",
-            "last_indexed": mine.last_indexed, "embedder": mine.embedder, "embedder_matches": mine.embedder_matches,
-            "languages": mine.languages})
-    return status
+                         embedder_fallback=fallback, store=describe(settings.store.url), repo=name, repos=repos)
+    if mine is None or generation is None:
+        return status
+    stale = 0
+    if Path(mine.root) == root.resolve():  # another folder's (or machine's) checkout: staleness unknown here
+        store = PgStore(db, {generation: name})
+        try:
+            stale = len(changed_files(root, store.file_stats()))
+        finally:
+            store.close()
+    return status.model_copy(update={
+        "files": mine.files, "chunks": mine.chunks, "vectors": mine.vectors, "vector_index": "pgvector",
+        "stale_files": stale, "last_indexed": mine.last_indexed, "embedder": mine.embedder,
+        "embedder_matches": mine.embedder_matches, "languages": mine.languages})

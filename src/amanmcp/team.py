@@ -7,6 +7,7 @@ settings name (`store.url`), so front ends need not know which one they got.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,9 +19,7 @@ from amanmcp.config import Settings
 from amanmcp.embed.base import Embedder, EmbedderIdentity
 from amanmcp.errors import AmanError
 from amanmcp.indexer import Indexer, IndexEvent, IndexReport, embed_text
-from amanmcp.models import Chunk
 from amanmcp.ranking import Candidate, RankingOptions
-from amanmcp.ranking.features import features
 from amanmcp.search import (
     FILE_DEPTH,
     NoIndexError,
@@ -32,14 +31,13 @@ from amanmcp.search import (
     changed_files,
     preview,
 )
-from amanmcp.store.db import SCHEMA_VERSION, FileRecord, Filters
+from amanmcp.store.db import SCHEMA_VERSION, Filters
 from amanmcp.store.meta import IndexMeta
-from amanmcp.store.pg import PgDatabase, PgStore, PgVectors, describe, valid_repo
+from amanmcp.store.pg import PgDatabase, PgStore, PgVectors, describe, repo_name, valid_repo
 
+__all__ = ["PgIndexer", "PgSearcher", "make_indexer", "make_searcher", "repo_name"]
 
-def repo_name(root: Path, repo: str | None) -> str:
-    """The repository a project is stored as: `--repo`, else its folder's name."""
-    return valid_repo(repo if repo else root.resolve().name)
+log = logging.getLogger(__name__)
 
 
 def make_indexer(
@@ -76,7 +74,19 @@ class PgIndexer(Indexer):
         self.db = PgDatabase(settings.store.url)
         self.repo = repo
 
-    def run(self, force: bool = False, *, progressive: bool = False, allow_empty: bool = False) -> IndexReport:
+    def indexed(self) -> IndexMeta | None:
+        """What the repository's live generation records; None when the store does not hold it yet."""
+        store = PgStore(self.db, {})
+        try:
+            _, current = store.live_generations().get(self.repo, ("", None))
+            if current is None:
+                return None
+            store.view({current: self.repo})
+            return IndexMeta.from_items(store.meta_items())
+        finally:
+            store.close()
+
+    def run(self, force: bool = False, *, allow_empty: bool = False) -> IndexReport:
         """Like the project index's run, but always atomic: the store has no half-built state to show."""
         store = PgStore(self.db, {}, write=True)
         try:
@@ -94,11 +104,14 @@ class PgIndexer(Indexer):
         timings: dict[str, float] = {"embed": 0.0, "store": 0.0, "index": 0.0}
         identity = self.embedder.identity
         _, current = store.live_generations().get(self.repo, ("", None))
-        meta = None
+        meta, items = None, {}
         if current is not None:
             store.view({current: self.repo})
-            meta = IndexMeta.from_items(store.meta_items())
+            items = store.meta_items()
+            meta = IndexMeta.from_items(items)
         full, reason = _needs_full(meta, identity, force)
+        if not full and self.settings.index.graph and items.get("graph") is not True:
+            full, reason = True, "the repository has no code graph yet (an older amanmcp, or index.graph was off)"
         report = IndexReport(self.root, full, reason, identity=identity, timings=timings)
         held = store.counts()["chunks"] if full and current is not None else 0
 
@@ -110,44 +123,33 @@ class PgIndexer(Indexer):
         changed, dropped = self._changed_files(scan.files, previous, skipped, store)  # type: ignore[arg-type]
         removed = (set(previous) - {f.path for f in scan.files}) | (dropped & set(previous))
 
-        t = time.perf_counter()
-        per_file: list[tuple[FileRecord, list[Chunk]]] = []
-        for i, (file, text, redactions) in enumerate(changed, 1):
-            chunks = self._chunk(file, text, skipped)
-            if chunks is not None:
-                per_file.append((self._record(file, text, redactions), chunks))
-            self.on_event(IndexEvent("chunk", i, len(changed)))
-        timings["chunk"] = time.perf_counter() - t
-        if held and not allow_empty and not any(chunks for _, chunks in per_file):
+        timings["chunk"] = timings["graph"] = 0.0
+        chunked = list(self._chunked(changed, skipped, timings))
+        if held and not allow_empty and not any(chunks for _, chunks, _ in chunked):
             raise AmanError(f"the rebuild of {self.root} found nothing to index ({len(scan.files)} files scanned), so "
                             f"repository {self.repo!r} ({held} chunks) was kept; pass --allow-empty to empty it")
 
-        known = [r.path for r, _ in per_file if r.path in previous]
+        known = [r.path for r, _, _ in chunked if r.path in previous]
         reuse = {} if full else {embed_text(c): v for c, v in store.stored_vectors(known)}
-        all_chunks = [c for _, chunks in per_file for c in chunks]
+        all_chunks = [c for _, chunks, _ in chunked for c in chunks]
+        if full:
+            store.set_reference_length(all_chunks)
         to_embed = sum(1 for c in all_chunks if embed_text(c) not in reuse)
         if to_embed:
-            t = time.perf_counter()
-            self.embedder.embed_documents(["warm up"])
-            timings["load"] = time.perf_counter() - t
-            self.on_event(IndexEvent("embed", 0, to_embed))
+            self._load_model(timings, to_embed)
         t = time.perf_counter()
         vectors, embedded = self._embed(all_chunks, reuse, 0, to_embed)
         timings["embed"] = time.perf_counter() - t
 
         t = time.perf_counter()
         store.delete_files(removed)
-        offset = 0
-        for stored, (record, chunks) in enumerate(per_file, 1):
-            store.put_file(record, chunks, vectors[offset: offset + len(chunks)], [features(c.content) for c in chunks])
-            offset += len(chunks)
-            self.on_event(IndexEvent("store", stored, len(per_file)))
+        per_file = self._store(store, chunked, vectors, timings, len(chunked), None)  # type: ignore[arg-type]
         redacted = store.redactions()
         if redacted:
             skipped["redacted_secrets"] = redacted
         for key, value in (("schema_version", SCHEMA_VERSION), ("embedder", identity.to_dict()),
                            ("last_indexed", time.time()), ("skipped", dict(skipped)), ("complete", True),
-                           ("repo", self.repo)):
+                           ("repo", self.repo), ("graph", self.settings.index.graph)):
             store.set_meta(key, value)
         timings["store"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -155,10 +157,21 @@ class PgIndexer(Indexer):
         store.publish(self.repo, str(self.root.resolve()))
         counts = store.counts()
         store.commit()
+        self._remember()
         timings["index"] = time.perf_counter() - t
         self.on_event(IndexEvent("index", 1, 1))
 
         return report.tally(counts, len(per_file), len(removed), len(all_chunks), embedded, skipped)
+
+
+    def _remember(self) -> None:
+        """This folder is this repository from now on (a later `search` here needs no `--repo`)."""
+        from amanmcp.store.layout import IndexLayout
+
+        try:
+            IndexLayout(self.root).remember_repo(self.repo)
+        except OSError as exc:  # a read-only checkout: the index is written, only the default name is not
+            log.warning("could not record repository name %r in %s: %s", self.repo, self.root, exc)
 
 
 def _needs_full(meta: IndexMeta | None, identity: EmbedderIdentity, force: bool) -> tuple[bool, str]:
@@ -231,7 +244,8 @@ class PgSearcher(Searcher):
         self, store: PgStore, query: str, depth: int, filters: Filters
     ) -> tuple[list[tuple[int, float]], dict[str, int], SearchQuality]:
         """Vectors only from the repositories built with the query's embedder; the others are named BM25-only."""
-        metas = {gen: IndexMeta.from_items(items) for gen, items in store.meta_by_generation().items()}
+        raw = store.meta_by_generation()
+        metas = {gen: IndexMeta.from_items(items) for gen, items in raw.items()}
         first = next((m.identity for m in metas.values() if m.identity is not None), None)
 
         def quality(
@@ -256,10 +270,13 @@ class PgSearcher(Searcher):
                       f"{identity.label()}; re-run `amanmcp index` to re-embed, or select the index's embedder")
             return [], {}, quality("bm25_only", reason, first, others)
         try:
-            vector = self.embedder.embed_query(identity.query_prefix + query)
+            vector = self._query_vector(identity.query_prefix + query)  # started beside BM25
         except Exception as exc:
             return [], {}, quality("bm25_only", f"embedder_unavailable: {exc}", first, None)
-        index = PgVectors(store, matching, identity.dimensions, self.settings.index.exact_search_max)
+        counted = [raw[gen].get("vectors") for gen in matching]
+        total = (sum(c["count"] for c in counted)
+                 if all(isinstance(c, dict) and c.get("dims") == identity.dimensions for c in counted) else None)
+        index = PgVectors(store, matching, identity.dimensions, self.settings.store.exact_search_max, total)
         allowed = store.filtered_ids(filters) if filters.active else None
         hits = index.search(np.asarray(vector), depth, allowed)
         files = index.file_ranks(np.asarray(vector), FILE_DEPTH)

@@ -9,7 +9,8 @@ edits made while nothing was running), then one incremental run per batch of cha
 to SQLite and the vector cache, so an edit is searchable about a second later and a restart
 starts from the updated index. Every run rescans the tree, so `.gitignore` edits take effect the
 same way; an `.amanmcp.yaml` edit also reloads the settings (a new embedder means a full
-rebuild, during which the old index keeps answering).
+rebuild, during which the old index keeps answering). With a shared store (`store.url`) the runs
+write this project's repository there instead (`team.PgIndexer`: each run one transaction).
 
 Nothing stops the watching for good, and nothing fails silently: a run that fails (start-up or a
 batch of changes) is retried up to RETRIES times with a growing pause (RETRY_DELAYS), each failure
@@ -36,11 +37,13 @@ import watchfiles
 
 from amanmcp.config import INDEX_DIR, PROJECT_FILE, Settings, load_config
 from amanmcp.embed.factory import Selection, select_embedder
-from amanmcp.errors import AmanError, IndexDamagedError
-from amanmcp.indexer import Indexer, IndexEvent, IndexReport
+from amanmcp.errors import AmanError
+from amanmcp.indexer import IndexEvent, IndexReport
 from amanmcp.scan import DEFAULT_EXCLUDES
 from amanmcp.status import IndexProgress
 from amanmcp.store import IndexLayout, load_meta
+from amanmcp.store.meta import IndexMeta
+from amanmcp.team import make_indexer
 
 log = logging.getLogger(__name__)
 RETRIES = 3  # further attempts at a failed run before its batch is dropped (watching goes on)
@@ -256,21 +259,18 @@ class LiveIndex:
         """One index run; the error that stopped it, or None. A refusal (fallback embedder) is not
         retried: it is a decision, reported once."""
         try:
-            current = self.layout.current()
-            refusal = self._fallback_would_replace(current)
+            # the project's own index, or its repository in the shared store the settings name
+            indexer = make_indexer(self.root, self.settings, self.selection.embedder, self._on_event)
+            meta = indexer.indexed()  # None: a first build (or a damaged index, rebuilt from scratch)
+            refusal = self._fallback_would_replace(meta)
             if refusal:
                 log.warning("%s", refusal)
                 self._update(state="error", building=False, last_error=refusal, last_run_at=time.time())
                 return None
-            try:
-                building = current is None or load_meta(current).building
-            except IndexDamagedError:
-                building = True  # rebuilt from scratch by this run
-            self._update(state="indexing", building=building, stage="scan", done=0, total=0,
-                         started_at=time.time())
+            self._update(state="indexing", building=meta is None or meta.building, stage="scan", done=0,
+                         total=0, started_at=time.time())
             log.info("indexing %s (%s)", self.root, why)
             started = time.perf_counter()
-            indexer = Indexer(self.root, self.settings, self.selection.embedder, self._on_event)
             report = indexer.run()
         except Cancelled:
             raise
@@ -291,15 +291,12 @@ class LiveIndex:
             with self._lock:
                 self.runs += 1
 
-    def _fallback_would_replace(self, current: Path | None) -> str | None:
+    def _fallback_would_replace(self, meta: IndexMeta | None) -> str | None:
         """A fallback embedder (its preferred backend is down for now) must not re-embed an index
         built by another one: that is minutes of work to destroy a good index. Search it BM25-only."""
-        if current is None or not self.selection.fallback:
+        if meta is None or not self.selection.fallback:
             return None
-        try:
-            recorded = load_meta(current).identity
-        except IndexDamagedError:
-            return None  # nothing good to protect: rebuild it
+        recorded = meta.identity
         identity = self.selection.embedder.identity
         if recorded is None or recorded == identity:
             return None

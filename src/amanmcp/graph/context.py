@@ -12,7 +12,7 @@ from __future__ import annotations
 import posixpath
 import re
 import time
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -60,9 +60,7 @@ def check_seed_type(seed_type: str) -> str:
 
 
 def _chunks(engine: GraphEngine, path: str, start: int, end: int) -> list[tuple]:  # type: ignore[type-arg]
-    return list(engine.conn.execute(
-        "SELECT id, path, start_line, end_line, symbol, symbol_type, content FROM chunks "
-        "WHERE path = ? AND end_line >= ? AND start_line <= ? ORDER BY start_line", (path, start, end)))
+    return engine.store.chunk_spans(path, start, end)
 
 
 def _chunk_at(engine: GraphEngine, path: str, line: int) -> tuple | None:  # type: ignore[type-arg]
@@ -133,12 +131,10 @@ def _neighbours(engine: GraphEngine, subject: Def, wanted: list, via: list[str])
     whole = index_words(subject.name)[:1]  # the name as the full-text index holds it
     if not whole:
         return
-    for role, where in (("doc", "c.content_type = 'docs'"),
-                        ("config", f"c.language IN ({','.join(repr(x) for x in _CONFIG_LANGUAGES)})")):
-        rows = engine.conn.execute(
-            "SELECT c.id, c.path, c.start_line, c.end_line, c.symbol, c.symbol_type, c.content FROM chunks_fts "
-            f"JOIN chunks c ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH ? AND {where} "
-            "ORDER BY bm25(chunks_fts, 4.0, 1.0) LIMIT 20", ('body:"' + whole[0].replace('"', '""') + '"',))
+    wheres: tuple[tuple[str, dict[str, Any]], ...] = (("doc", {"content_type": "docs"}),
+                                                      ("config", {"languages": _CONFIG_LANGUAGES}))
+    for role, where in wheres:
+        rows = engine.store.mentions(whole[0], 20, **where)
         picked = [r for r in rows if re.search(rf"(?<![\w$]){word}(?![\w$])", r[6])][: PER_ROLE[role]]
         wanted += [(r, role, [*via, f"named in {r[1]}:{r[2]}"]) for r in picked]
 

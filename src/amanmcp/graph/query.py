@@ -17,16 +17,17 @@ from __future__ import annotations
 import difflib
 import posixpath
 import re
-import sqlite3
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
 from amanmcp.errors import UsageError
-from amanmcp.graph.resolve import DEF_COLUMNS, Def, Resolver, family, to_def
+from amanmcp.graph.resolve import Def, Resolver, family, to_def
+
+if TYPE_CHECKING:
+    from amanmcp.store.base import GraphStore
 
 MODES = ("find_references", "callers", "callees", "explain_symbol", "impact_analysis")
 SUBJECT_TYPES = ("auto", "symbol", "path")
@@ -143,11 +144,11 @@ def candidate(d: Def) -> Candidate:
 
 
 class GraphEngine:
-    """Answers graph questions on one open index (a read-only connection)."""
+    """Answers graph questions on one open index (read-only), through the store seam."""
 
-    def __init__(self, conn: sqlite3.Connection, root_name: str) -> None:
-        self.conn = conn
-        self.resolver = Resolver(conn, root_name)
+    def __init__(self, store: GraphStore, root_name: str) -> None:
+        self.store = store
+        self.resolver = Resolver(store, root_name)
         self._lines: dict[str, dict[int, str]] = {}
         self._names: list[str] | None = None
 
@@ -160,10 +161,8 @@ class GraphEngine:
 
     # -- subjects ---------------------------------------------------------------------------------
 
-    def _defs(self, where: str, args: Iterable[object]) -> list[Def]:
-        rows = self.conn.execute(f"SELECT {DEF_COLUMNS} FROM graph_defs WHERE {where} ORDER BY path, start_line",
-                                 list(args))
-        return [to_def(r) for r in rows]
+    def _defs(self, **where: Any) -> list[Def]:
+        return [to_def(r) for r in self.store.graph_defs(**where)]
 
     def subject(self, query: str, subject_type: str) -> tuple[str, list[Def], str | None]:
         """(kind of subject, matching definitions, the file when the subject is a path)."""
@@ -176,43 +175,43 @@ class GraphEngine:
         if subject_type in ("auto", "path"):
             path = text.lstrip("./") if text.startswith("./") else text
             if path in files:
-                return "path", self._defs("path = ? AND parent IS NULL", [path]), path
+                return "path", self._defs(path=path, top_level=True), path
             if subject_type == "path":
                 folder = path.rstrip("/") + "/"
                 inside = sorted(p for p in files if p.startswith(folder))
                 if inside:
-                    return "path", [d for p in inside for d in self._defs("path = ? AND parent IS NULL", [p])], path
+                    return "path", [d for p in inside for d in self._defs(path=p, top_level=True)], path
                 return "path", [], None
         match = _LINE_SUBJECT.match(text)
         if match and match["path"] in files:
             line = int(match["line"])
-            inside = self._defs("path = ? AND start_line <= ? AND end_line >= ?", [match["path"], line, line])
+            inside = self._defs(path=match["path"], line=line)
             inside.sort(key=lambda d: d.end_line - d.start_line)
             return "symbol", inside[:1], None
         match = _NAME_SUBJECT.match(text)
         if match and match["path"] in files:
             name = match["name"]
-            found = self._defs("path = ? AND qname = ?", [match["path"], name])
-            return "symbol", found or self._defs("path = ? AND name = ?", [match["path"], name]), None
+            found = self._defs(path=match["path"], qname=name)
+            return "symbol", found or self._defs(path=match["path"], name=name), None
         if "." in text or "::" in text:
             qname = text.replace("::", ".")
-            found = self._defs("qname = ?", [qname])
+            found = self._defs(qname=qname)
             if not found:
                 last = qname.rsplit(".", 1)[-1]
-                found = [d for d in self._defs("name = ?", [last]) if d.qname.endswith("." + qname)]
+                found = [d for d in self._defs(name=last) if d.qname.endswith("." + qname)]
             return "symbol", found, None
-        return "symbol", self._defs("name = ?", [text]), None
+        return "symbol", self._defs(name=text), None
 
     def near_misses(self, query: str, limit: int = 10) -> list[Candidate]:
         if self._names is None:
-            self._names = [r[0] for r in self.conn.execute("SELECT DISTINCT name FROM graph_defs")]
+            self._names = self.store.graph_def_names()
         word = re.split(r"[:./]", query.strip())[-1] or query.strip()
         lowered = word.lower()
         close = [n for n in self._names if lowered and lowered in n.lower()][: limit * 2]
         close += difflib.get_close_matches(word, self._names, n=limit, cutoff=0.7)
         seen: list[Def] = []
         for name in dict.fromkeys(close):
-            seen.extend(self._defs("name = ?", [name])[:3])
+            seen.extend(self._defs(name=name)[:3])
             if len(seen) >= limit:
                 break
         return [candidate(d) for d in seen[:limit]]
@@ -224,7 +223,7 @@ class GraphEngine:
         lines = self._lines.get(path)
         if lines is None:
             lines = {}
-            for start, content in self.conn.execute("SELECT start_line, content FROM chunks WHERE path = ?", (path,)):
+            for _, _, start, _, _, _, content in self.store.chunk_spans(path):
                 for i, text in enumerate(content.split("\n")):
                     lines.setdefault(start + i, text)
             if len(self._lines) > 256:
@@ -240,9 +239,7 @@ class GraphEngine:
         fam = family(subject.path)
         out: list[_Occurrence] = []
         ambiguous = 0
-        rows = self.conn.execute(
-            "SELECT path, line, name, kind, scope, module, target, member FROM graph_refs WHERE name = ?",
-            (subject.name,))
+        rows = self.store.graph_refs(name=subject.name)
         is_member = subject.is_member
         for path, line, name, kind, scope, module, target, member in rows:
             if kinds is not None and kind not in kinds:
@@ -284,9 +281,8 @@ class GraphEngine:
     def callees_of(self, subject: Def) -> tuple[list[tuple[int, str | None, Def, str]], int]:
         """(line, scope, callee, confidence) of the calls inside the subject, and how many were unresolved."""
         resolver = self.resolver
-        rows = self.conn.execute(
-            "SELECT line, name, scope, module, target, member FROM graph_refs WHERE path = ? AND line BETWEEN ? AND ? "
-            "AND kind = 'call' ORDER BY line", (subject.path, subject.start_line, subject.end_line))
+        rows = [r[1:3] + r[4:] for r in self.store.graph_refs(path=subject.path, lines=(subject.start_line,
+                                                                                        subject.end_line), kind="call")]
         out = []
         unresolved = 0
         fam = family(subject.path)
@@ -297,7 +293,7 @@ class GraphEngine:
             if isinstance(found, Def):
                 out.append((line, scope, found, "exact"))
             elif found is None and resolver.count_name(name) == 1:
-                only = self._defs("name = ?", [name])
+                only = self._defs(name=name)
                 if only and family(only[0].path) == fam and bool(member) == only[0].is_member:
                     out.append((line, scope, only[0], "name"))
                 else:
@@ -346,7 +342,7 @@ class GraphEngine:
 
     def _find_references(self, answer: GraphAnswer, subject: Def, max_depth: int, max_nodes: int) -> None:
         occurrences, ambiguous = self.occurrences(subject)
-        same = self._defs("path = ? AND qname = ?", [subject.path, subject.qname])  # overloads, property setters
+        same = self._defs(path=subject.path, qname=subject.qname)  # overloads, property setters
         answer.results = [self._definition_item(d) for d in same] + [self._item(o) for o in occurrences]
         self._ambiguity(answer, subject, ambiguous)
 
@@ -406,7 +402,7 @@ class GraphEngine:
                                    "one definition and are not listed")
 
     def _explain_symbol(self, answer: GraphAnswer, subject: Def, max_depth: int, max_nodes: int) -> None:
-        members = self._defs("path = ? AND parent = ?", [subject.path, subject.qname])
+        members = self._defs(path=subject.path, parent=subject.qname)
         references, ambiguous = self.occurrences(subject)
         calls = sum(1 for o in references if o.kind == "call")
         callees, _ = self.callees_of(subject)
@@ -484,8 +480,7 @@ class GraphEngine:
     def importers(self, path: str) -> list[GraphItem]:
         """The import statements (one item per importing file and line) whose module is this file."""
         out = []
-        for importer, module, name, line in self.conn.execute(
-                "SELECT path, module, name, line FROM graph_imports"):
+        for importer, _, module, name, line in self.store.graph_imports():
             if importer == path or module.startswith("file:"):
                 continue
             files = self.resolver.module_files(module)
@@ -504,5 +499,4 @@ class GraphEngine:
         return sorted(unique.values(), key=lambda i: (i.path, i.start_line))
 
     def line_count(self, path: str) -> int:
-        row = self.conn.execute("SELECT MAX(end_line) FROM chunks WHERE path = ?", (path,)).fetchone()
-        return int(row[0] or 0)
+        return max((r[3] for r in self.store.chunk_spans(path)), default=0)

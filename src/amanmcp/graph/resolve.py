@@ -4,18 +4,21 @@ Resolution reads only the index (never the disk), follows re-exports (`from .app
 package `__init__`, `export { x } from './x'`, `export default`), star imports, Python submodules
 and base classes, and answers one of: a definition, `MISSING` (the module is known and holds no
 such definition: a variable, a module), `EXTERNAL` (outside the project), or None (not known: only
-the name can be matched). Caches live until the database changes (`PRAGMA data_version`).
+the name can be matched). Caches live until the index changes (the store's `graph_version`).
 """
 
 from __future__ import annotations
 
 import json
 import posixpath
-import sqlite3
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from amanmcp.chunk.languages import detect_language
+from amanmcp.store.db import GRAPH_DEF_COLUMNS
+
+if TYPE_CHECKING:
+    from amanmcp.store.base import GraphStore
 
 MAX_HOPS = 8
 CLASS_KINDS = frozenset({"class", "struct", "interface", "trait", "impl", "enum"})
@@ -60,7 +63,7 @@ class Def:
         return self.kind == "method" or (self.parent is not None and self.kind != "function")
 
 
-DEF_COLUMNS = "path, qname, name, kind, start_line, end_line, line, parent, bases, signature, doc"
+DEF_COLUMNS = GRAPH_DEF_COLUMNS  # the order of a definition row, as `to_def` reads it
 
 
 def to_def(row: tuple) -> Def:  # type: ignore[type-arg]
@@ -78,10 +81,10 @@ Resolved = Def | _Sentinel | None
 
 
 class Resolver:
-    """One connection's view of the graph, with caches until the database changes."""
+    """One store's view of the graph, with caches until the index changes."""
 
-    def __init__(self, conn: sqlite3.Connection, root_name: str) -> None:
-        self.conn = conn
+    def __init__(self, store: GraphStore, root_name: str) -> None:
+        self.store = store
         self.root_name = root_name
         self._version: int | None = None
         self._clear()
@@ -99,12 +102,12 @@ class Resolver:
 
     @property
     def version(self) -> int | None:
-        """The database's `data_version` the caches were filled at."""
+        """The store's `graph_version` the caches were filled at."""
         return self._version
 
     def refresh(self) -> None:
-        """Drop the caches when another connection has written since they were filled."""
-        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        """Drop the caches when the index was written since they were filled."""
+        version = self.store.graph_version()
         if version != self._version:
             self._version = version
             self._clear()
@@ -114,7 +117,7 @@ class Resolver:
     @property
     def files(self) -> set[str]:
         if self._files is None:
-            self._files = {r[0] for r in self.conn.execute("SELECT path FROM files")}
+            self._files = set(self.store.file_stats())
         return self._files
 
     def _dir_files(self) -> dict[str, list[str]]:
@@ -200,18 +203,15 @@ class Resolver:
     def def_at(self, path: str, qname: str) -> Def | None:
         key = (path, qname)
         if key not in self._defs:
-            row = self.conn.execute(
-                f"SELECT {DEF_COLUMNS} FROM graph_defs WHERE path = ? AND qname = ? ORDER BY start_line LIMIT 1", key
-            ).fetchone()
-            self._defs[key] = to_def(row) if row else None
+            rows = self.store.graph_defs(path=path, qname=qname)
+            self._defs[key] = to_def(rows[0]) if rows else None
         return self._defs[key]
 
     def imports_of(self, path: str) -> dict[str, tuple[str, str]]:
         if path not in self._imports:
-            rows = self.conn.execute("SELECT local, module, name FROM graph_imports WHERE path = ?", (path,))
             found: dict[str, tuple[str, str]] = {}
             stars: list[str] = []
-            for local, module, name in rows:
+            for _, local, module, name, _ in self.store.graph_imports(path):
                 if local == "*":
                     stars.append(module)
                 else:
@@ -222,8 +222,7 @@ class Resolver:
 
     def count_name(self, name: str) -> int:
         if name not in self.name_counts:
-            self.name_counts[name] = self.conn.execute(
-                "SELECT COUNT(*) FROM graph_defs WHERE name = ?", (name,)).fetchone()[0]
+            self.name_counts[name] = self.store.graph_name_count(name)
         return self.name_counts[name]
 
     # -- resolution ---------------------------------------------------------------------------------

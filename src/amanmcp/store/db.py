@@ -66,6 +66,55 @@ CREATE INDEX IF NOT EXISTS graph_imports_path ON graph_imports(path, local);
 """
 
 
+GRAPH_DEF_COLUMNS = "path, qname, name, kind, start_line, end_line, line, parent, bases, signature, doc"
+GRAPH_REF_COLUMNS = "path, line, name, kind, scope, module, target, member"
+CHUNK_SPAN_COLUMNS = "id, path, start_line, end_line, symbol, symbol_type, content"
+
+
+def graph_def_where(
+    path: str | None = None, name: str | None = None, qname: str | None = None, parent: str | None = None,
+    top_level: bool = False, line: int | None = None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (`?` marks) of a definitions lookup; both stores build theirs from it."""
+    clauses, args = [], []
+    for column, value in (("path", path), ("name", name), ("qname", qname), ("parent", parent)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    if top_level:
+        clauses.append("parent IS NULL")
+    if line is not None:
+        clauses.append("start_line <= ? AND end_line >= ?")
+        args += [line, line]
+    return " AND ".join(clauses) or "1 = 1", args
+
+
+def graph_ref_where(
+    name: str | None = None, path: str | None = None, lines: tuple[int, int] | None = None, kind: str | None = None,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (`?` marks) of a references lookup."""
+    clauses, args = [], []
+    for column, value in (("name", name), ("path", path), ("kind", kind)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    if lines is not None:
+        clauses.append("line BETWEEN ? AND ?")
+        args += list(lines)
+    return " AND ".join(clauses) or "1 = 1", args
+
+
+def mention_where(content_type: str | None, languages: Sequence[str] | None) -> tuple[str, list[Any]]:
+    clauses, args = [], []
+    if content_type is not None:
+        clauses.append("c.content_type = ?")
+        args.append(content_type)
+    if languages:
+        clauses.append(f"c.language IN ({','.join('?' * len(languages))})")
+        args += list(languages)
+    return " AND ".join(clauses) or "1 = 1", args
+
+
 @dataclass(frozen=True, slots=True)
 class FileRecord:
     path: str
@@ -408,6 +457,69 @@ class IndexStore:
             blobs.append(blob)
         matrix = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(ids), dimensions)
         return np.asarray(ids, dtype=np.int64), matrix
+
+    # -- the code graph (graph.query and graph.context read it through these) ----------------------
+
+    @_guarded
+    def graph_version(self) -> object:
+        """Changes whenever another connection wrote: the graph's caches are dropped then."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    @_guarded
+    def graph_defs(
+        self, *, path: str | None = None, name: str | None = None, qname: str | None = None,
+        parent: str | None = None, top_level: bool = False, line: int | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Definition rows (GRAPH_DEF_COLUMNS) matching every given field, by path and start line."""
+        where, args = graph_def_where(path, name, qname, parent, top_level, line)
+        return self.conn.execute(f"SELECT {GRAPH_DEF_COLUMNS} FROM graph_defs WHERE {where} "
+                                 "ORDER BY path, start_line, rowid", args).fetchall()
+
+    @_guarded
+    def graph_def_names(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT name FROM graph_defs ORDER BY name")]
+
+    @_guarded
+    def graph_name_count(self, name: str) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM graph_defs WHERE name = ?", (name,)).fetchone()[0])
+
+    @_guarded
+    def graph_refs(
+        self, *, name: str | None = None, path: str | None = None, lines: tuple[int, int] | None = None,
+        kind: str | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Reference rows (GRAPH_REF_COLUMNS) matching every given field, by path and line."""
+        where, args = graph_ref_where(name, path, lines, kind)
+        return self.conn.execute(f"SELECT {GRAPH_REF_COLUMNS} FROM graph_refs WHERE {where} "
+                                 "ORDER BY path, line, rowid", args).fetchall()
+
+    @_guarded
+    def graph_imports(self, path: str | None = None) -> list[tuple[str, str, str, str, int]]:
+        """(path, local, module, name, line) of imports, in the order they were written."""
+        if path is None:
+            return self.conn.execute("SELECT path, local, module, name, line FROM graph_imports "
+                                     "ORDER BY rowid").fetchall()
+        return self.conn.execute("SELECT path, local, module, name, line FROM graph_imports WHERE path = ? "
+                                 "ORDER BY rowid", (path,)).fetchall()
+
+    @_guarded
+    def chunk_spans(self, path: str, start: int | None = None, end: int | None = None) -> list[tuple[Any, ...]]:
+        """Rows (CHUNK_SPAN_COLUMNS) of a file's chunks overlapping lines start..end (all when not given)."""
+        return self.conn.execute(
+            f"SELECT {CHUNK_SPAN_COLUMNS} FROM chunks WHERE path = ? AND end_line >= ? AND start_line <= ? "
+            "ORDER BY start_line, id", (path, start if start is not None else -1,
+                                        end if end is not None else 1 << 62)).fetchall()
+
+    @_guarded
+    def mentions(self, word: str, limit: int, content_type: str | None = None,
+                 languages: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
+        """Rows (CHUNK_SPAN_COLUMNS) whose text holds `word` (one index word), best BM25 first."""
+        where, args = mention_where(content_type, languages)
+        cols = ", ".join(f"c.{c}" for c in CHUNK_SPAN_COLUMNS.split(", "))
+        return self.conn.execute(
+            f"SELECT {cols} FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid WHERE chunks_fts MATCH ? "
+            f"AND {where} ORDER BY bm25(chunks_fts, 4.0, 1.0) LIMIT ?",
+            ('body:"' + word.replace('"', '""') + '"', *args, limit)).fetchall()
 
     def contents(self) -> Iterator[str]:
         """Every chunk's content, for work done ahead of queries (counting answer tokens)."""

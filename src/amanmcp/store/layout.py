@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import shutil
 import threading
@@ -48,6 +49,26 @@ class IndexLayout:
             return None
         path = self.base / name
         return path if (path / "index.db").is_file() else None
+
+    @property
+    def repo_file(self) -> Path:
+        return self.base / "repo.json"
+
+    def remembered_repo(self) -> str | None:
+        """The repository name this folder was last indexed as in a shared store (`index --repo`), if any."""
+        try:
+            name = json.loads(self.repo_file.read_text(encoding="utf-8")).get("repo")
+        except (OSError, ValueError, AttributeError):  # none yet, or garbage: the folder's name applies
+            return None
+        return name if isinstance(name, str) and name else None
+
+    def remember_repo(self, name: str) -> None:
+        """Record the name, so `search`, `status`, `graph` and `serve` here find the same repository."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        (self.base / ".gitignore").write_text("*\n")
+        tmp = self.base / "repo.json.tmp"
+        tmp.write_text(json.dumps({"repo": name}) + "\n", encoding="utf-8")
+        os.replace(tmp, self.repo_file)
 
     def new_generation(self) -> Path:
         self.base.mkdir(parents=True, exist_ok=True)

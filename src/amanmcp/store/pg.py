@@ -1,28 +1,36 @@
 """A shared index on PostgreSQL + pgvector: many named repositories in one database.
 
 Each repository points at one generation (a number from a sequence); every row of files, chunks,
-meta and file centroids carries its generation, so a read names the generations it sees and a
+postings, meta, file centroids and the code graph carries its generation, so a read names the generations it sees and a
 write never disturbs them. A run (full or incremental) is one transaction: a full rebuild writes a
 new generation, flips the repository to it and deletes the old one before it commits, so readers
 see the old index or the new one, never a mix, and a crash leaves the old one. psycopg and
 pgvector are imported only here and only when a `postgresql://` store is used (extra `team`).
 
-BM25 is computed in SQL with the formula of SQLite's FTS5 `bm25()` (k1 1.2, b 0.75, name column
-weight 4, IDF floored at 1e-6) over a `tsvector` holding the same code-aware words (`tokens.py`),
-folded and Porter-stemmed in Python as FTS5's `porter unicode61` tokenizer does. Differences:
-`tsvector` keeps at most 256 occurrences of a word per chunk (FTS5 counts them all), the Porter
-stemmer is the snowball one (not SQLite's C code; a few words stem differently), and diacritics
-are folded for every script, not only Latin.
+BM25 follows SQLite's FTS5 `bm25()` (k1 1.2, b 0.75, name column weight 4, IDF floored at 1e-6)
+over the same code-aware words (`tokens.py`), folded and Porter-stemmed in Python as FTS5's
+`porter unicode61` tokenizer does. The words live in a postings table, one row per (chunk, word)
+with its weighted count and an *impact*: the word's BM25 share in that chunk at the generation's
+reference length, and `terms` keeps each word's document frequency. A query reads only the
+postings of its words from one index (term, impact): a sum of impacts over its stronger words,
+then an exact FTS5 score for the few chunks that can still place once the weaker words and any
+drift of the average length since the impacts were written are allowed for (see `bm25`), so the
+order is FTS5's, not an approximation. Differences from FTS5: the Porter stemmer is the snowball
+one (not SQLite's C code; a few words stem differently), and diacritics are folded for every
+script, not only Latin.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -30,14 +38,33 @@ import numpy as np
 
 from amanmcp.errors import AmanError, UsageError
 from amanmcp.models import Chunk
-from amanmcp.store.db import FileRecord, Filters, fts_name, symbol_name
+from amanmcp.store.db import (
+    CHUNK_SPAN_COLUMNS,
+    GRAPH_DEF_COLUMNS,
+    GRAPH_REF_COLUMNS,
+    FileRecord,
+    Filters,
+    fts_name,
+    graph_def_where,
+    graph_ref_where,
+    mention_where,
+    symbol_name,
+)
 from amanmcp.tokens import index_words
 
 if TYPE_CHECKING:
     import psycopg
 
-STORE_SCHEMA = 1  # the tables below; bump with a migration in _MIGRATIONS
-MAX_OCCURRENCES = 256  # positions a tsvector keeps per word
+    from amanmcp.graph.model import FileGraph
+
+GRAPH_TABLES = ("graph_defs", "graph_refs", "graph_imports")
+
+STORE_SCHEMA = 3  # the tables below; bump with a migration in _MIGRATIONS
+NAME_WEIGHT = 4.0  # FTS5's bm25(chunks_fts, 4.0, 1.0): a word in the name counts four times
+K1, B = 1.2, 0.75  # FTS5's bm25 constants
+MINOR = 0.1  # the weakest words stay out of the pass while they can add at most this share of the cut
+TIE = 1e-9  # relative slack for sums of the same doubles added in another order (candidates only)
+MIN_IDF = 1e-6  # FTS5 floors the IDF of a word in more than half the chunks here
 _LOCK = 0x616D616E  # advisory lock key for schema changes ("aman")
 
 _MIGRATIONS: dict[int, str] = {
@@ -53,7 +80,7 @@ CREATE TABLE chunks(id bigserial PRIMARY KEY, generation bigint NOT NULL, path t
     start_line integer NOT NULL, end_line integer NOT NULL, symbol text, symbol_type text,
     language text NOT NULL, content_type text NOT NULL, content text NOT NULL,
     name text, digest text, traits bigint,
-    words tsvector NOT NULL,  -- name words weighted A, body words D: the two FTS5 columns
+    words tsvector NOT NULL,  -- schema 1 only: name words weighted A, body words D (now `postings`)
     length integer NOT NULL,  -- words in name and body: BM25's document length
     dims integer, embedding vector);
 CREATE INDEX chunks_path ON chunks(generation, path);
@@ -61,6 +88,42 @@ CREATE INDEX chunks_name ON chunks(generation, name);
 CREATE INDEX chunks_words ON chunks USING gin(words);
 CREATE TABLE file_vectors(generation bigint NOT NULL, path text NOT NULL, centroid vector NOT NULL,
     PRIMARY KEY(generation, path));
+""",
+    2: """
+CREATE TABLE postings(generation bigint NOT NULL, chunk bigint NOT NULL, term text NOT NULL,
+    tf integer NOT NULL,  -- weighted occurrences: NAME_WEIGHT per name word, 1 per body word
+    impact double precision NOT NULL,  -- tf's BM25 share at the generation's reference length
+    PRIMARY KEY(generation, chunk, term));
+CREATE TABLE terms(generation bigint NOT NULL, term text NOT NULL, df integer NOT NULL,
+    PRIMARY KEY(generation, term));
+CREATE TEMP TABLE reference ON COMMIT DROP AS
+    SELECT generation, greatest(avg(length), 1e-9)::float8 AS a FROM chunks GROUP BY generation;
+INSERT INTO postings(generation, chunk, term, tf, impact)
+    SELECT c.generation, c.id, u.lexeme, t.tf, t.tf * 2.2 / (t.tf + 1.2 * (0.25 + 0.75 * c.length / r.a))
+    FROM chunks c JOIN reference r USING (generation), unnest(c.words) u,
+    LATERAL (SELECT 4 * cardinality(array_positions(u.weights, 'A'))
+                 + cardinality(array_positions(u.weights, 'D')) AS tf) t;
+INSERT INTO terms(generation, term, df) SELECT generation, term, count(*) FROM postings GROUP BY generation, term;
+UPDATE meta m SET value = m.value || jsonb_build_object('reference_length', r.a)
+    FROM reference r WHERE m.generation = r.generation AND m.key = 'bm25';
+ALTER TABLE chunks DROP COLUMN words;
+CREATE INDEX postings_impact ON postings(generation, term, impact DESC, chunk);
+""",
+    3: """
+CREATE TABLE graph_defs(id bigserial PRIMARY KEY, generation bigint NOT NULL, path text NOT NULL,
+    qname text NOT NULL, name text NOT NULL, kind text NOT NULL, start_line integer NOT NULL,
+    end_line integer NOT NULL, line integer NOT NULL, parent text, bases text NOT NULL, signature text NOT NULL,
+    doc text NOT NULL);
+CREATE INDEX graph_defs_name ON graph_defs(generation, name);
+CREATE INDEX graph_defs_path ON graph_defs(generation, path, qname);
+CREATE TABLE graph_refs(id bigserial PRIMARY KEY, generation bigint NOT NULL, path text NOT NULL,
+    line integer NOT NULL, name text NOT NULL, kind text NOT NULL, scope text, module text, target text,
+    member integer NOT NULL DEFAULT 0);
+CREATE INDEX graph_refs_name ON graph_refs(generation, name);
+CREATE INDEX graph_refs_path ON graph_refs(generation, path, line);
+CREATE TABLE graph_imports(id bigserial PRIMARY KEY, generation bigint NOT NULL, path text NOT NULL,
+    local text NOT NULL, module text NOT NULL, name text NOT NULL, line integer NOT NULL);
+CREATE INDEX graph_imports_path ON graph_imports(generation, path, local);
 """,
 }
 
@@ -100,21 +163,29 @@ def lexeme(word: str) -> str:
     return word
 
 
-def tsvector_text(name_words: Sequence[str], body_words: Sequence[str]) -> str:
-    """A tsvector literal: each lexeme with one position per occurrence, name ones weighted A."""
-    counts: dict[str, list[int]] = {}
-    for column, words in ((0, name_words), (1, body_words)):
-        for word in words:
-            counts.setdefault(lexeme(word), [0, 0])[column] += 1
-    parts = []
-    for lex, (in_name, in_body) in counts.items():
-        in_name = min(in_name, MAX_OCCURRENCES)
-        in_body = min(in_body, MAX_OCCURRENCES - in_name)
-        positions = [f"{i}A" for i in range(1, in_name + 1)]
-        positions += [str(i) for i in range(in_name + 1, in_name + in_body + 1)]
-        quoted = lex.replace("\\", "\\\\").replace("'", "''")
-        parts.append(f"'{quoted}':{','.join(positions)}")
-    return " ".join(parts)
+def term_counts(name_words: Sequence[str], body_words: Sequence[str]) -> dict[str, int]:
+    """Each lexeme's weighted count in a chunk: what FTS5's bm25 sums over the two columns."""
+    counts: Counter[str] = Counter()
+    for word in name_words:
+        counts[lexeme(word)] += int(NAME_WEIGHT)
+    for word in body_words:
+        counts[lexeme(word)] += 1
+    return counts
+
+
+def chunk_length(chunk: Chunk) -> int:
+    """Words in a chunk's name and body columns: BM25's document length."""
+    return len(fts_name(chunk).split()) + len(index_words(chunk.content))
+
+
+def tf_share(tf: float, length: float, average: float) -> float:
+    """A word's BM25 share before IDF, as FTS5 computes it (same operation order, same doubles)."""
+    return (tf * (K1 + 1.0)) / (tf + K1 * (1 - B + B * length / average))
+
+
+def idf(chunks: float, df: float) -> float:
+    value = math.log((chunks - df + 0.5) / (df + 0.5))
+    return value if value > 0.0 else MIN_IDF
 
 
 def _where(filters: Filters) -> tuple[str, list[Any]]:
@@ -263,6 +334,11 @@ class PgStore:
         self.gens = list(generations)
         self.write = write
         self.conn = db.connect(autocommit=not write)
+        # no server-side prepared statements: a generic plan for `= ANY(array)` of unknown size can
+        # pick the wrong index (a 4 ms lookup took 80 ms); planning these costs well under a millisecond
+        self.conn.prepare_threshold = None
+        self._reference: float | None = None  # the written generation's reference length (BM25 impacts)
+        self._df: Counter[str] = Counter()  # document-frequency changes of this run, written by `finish`
 
     def view(self, generations: dict[int, str]) -> None:
         """Read these generations from now on (a reader follows the repositories' live generations)."""
@@ -283,6 +359,8 @@ class PgStore:
         """A new, empty generation for a full rebuild of `repo` (visible only once published)."""
         gen = self._rows("INSERT INTO generations(repo) VALUES (%s) RETURNING id", (repo,))[0][0]
         self.view({gen: repo})
+        self._reference = None
+        self._df.clear()
         return gen
 
     @property
@@ -344,46 +422,112 @@ class PgStore:
     def delete_files(self, paths: Iterable[str]) -> None:
         paths = list(paths)
         if paths:
-            for table in ("chunks", "files", "file_vectors"):
+            gone = self._rows("DELETE FROM postings p USING chunks c WHERE c.generation = %s AND c.path = ANY(%s) "
+                              "AND p.generation = c.generation AND p.chunk = c.id RETURNING p.term",
+                              (self.generation, paths))
+            self._df.subtract(term for (term,) in gone)
+            for table in ("chunks", "files", "file_vectors", *GRAPH_TABLES):
                 self._exec(f"DELETE FROM {table} WHERE generation = %s AND path = ANY(%s)", (self.generation, paths))
+
+    def set_reference_length(self, chunks: Sequence[Chunk]) -> None:
+        """A full rebuild's reference length (the average of `chunks`), fixed before its postings are written.
+
+        Impacts are computed against it for the generation's life; incremental runs keep it, and the
+        search's bound allows for the drift of the true average since."""
+        lengths = [chunk_length(c) for c in chunks]
+        self._reference = max(sum(lengths) / len(lengths), 1e-9) if lengths else 1.0
+
+    def _reference_length(self, chunks: Sequence[Chunk]) -> float:
+        if self._reference is None:  # an incremental run: the generation's own; a new one: this first file's
+            bm25 = self.meta_items().get("bm25") or {}
+            reference = bm25.get("reference_length") or bm25.get("average_length")
+            if not reference:
+                self.set_reference_length(chunks)
+            else:
+                self._reference = float(reference)
+        assert self._reference is not None
+        return self._reference
 
     def put_file(
         self, record: FileRecord, chunks: Sequence[Chunk], vectors: np.ndarray | None,
         features: Sequence[tuple[str, int]] | None = None,
     ) -> None:
-        """Replace one file's chunks (and vectors and content features), in insertion order like SQLite's rowids."""
+        """Replace one file's chunks (and vectors, content features and postings), ids in insertion order
+        like SQLite's rowids (BM25's ties go to the lower id in both stores)."""
         gen = self.generation
         self.delete_files([record.path])
         self._exec("INSERT INTO files(generation, path, hash, mtime, size, language, chunks, redactions) "
                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
                    (gen, record.path, record.hash, record.mtime, record.size, record.language, len(chunks),
                     record.redactions))
-        rows = []
-        for i, chunk in enumerate(chunks):
+        if not chunks:
+            return
+        reference = self._reference_length(chunks)
+        ids = [r[0] for r in self._rows("SELECT nextval(pg_get_serial_sequence('chunks', 'id')) "
+                                         "FROM generate_series(1, %s) ORDER BY 1", (len(chunks),))]
+        rows, postings = [], []
+        for i, (cid, chunk) in enumerate(zip(ids, chunks, strict=True)):
             name_words = fts_name(chunk).split()
             body_words = index_words(chunk.content)
+            length = len(name_words) + len(body_words)
+            counts = term_counts(name_words, body_words)
+            self._df.update(counts.keys())
+            postings.extend((gen, cid, term, tf, tf_share(tf, length, reference)) for term, tf in counts.items())
             vector = vectors[i].astype(np.float32) if vectors is not None else None
             digest, traits = features[i] if features is not None else (None, None)
-            rows.append((gen, chunk.path, chunk.start_line, chunk.end_line, chunk.symbol, chunk.symbol_type,
+            rows.append((cid, gen, chunk.path, chunk.start_line, chunk.end_line, chunk.symbol, chunk.symbol_type,
                          chunk.language, chunk.content_type, chunk.content, symbol_name(chunk.symbol), digest, traits,
-                         tsvector_text(name_words, body_words), len(name_words) + len(body_words),
-                         None if vector is None else len(vector), vector))
-        with self.conn.cursor() as cur, cur.copy(  # COPY: several times faster than one INSERT per chunk
-            "COPY chunks(generation, path, start_line, end_line, symbol, symbol_type, language, content_type, "
-            "content, name, digest, traits, words, length, dims, embedding) FROM STDIN"
-        ) as copy:
-            for row in rows:
-                copy.write_row(row)
+                         length, None if vector is None else len(vector), vector))
+        with self.conn.cursor() as cur:  # COPY: several times faster than one INSERT per row
+            with cur.copy("COPY chunks(id, generation, path, start_line, end_line, symbol, symbol_type, language, "
+                          "content_type, content, name, digest, traits, length, dims, embedding) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            with cur.copy("COPY postings(generation, chunk, term, tf, impact) FROM STDIN") as copy:
+                for posting in postings:
+                    copy.write_row(posting)
+
+    def put_graph(self, path: str, graph: FileGraph | None) -> None:
+        """One file's code graph, beside its chunks and in the same transaction (after `put_file`)."""
+        if graph is None:
+            return
+        import json
+
+        gen = self.generation
+        with self.conn.cursor() as cur:
+            with cur.copy(f"COPY graph_defs(generation, {GRAPH_DEF_COLUMNS}) FROM STDIN") as copy:
+                for d in graph.defs:
+                    copy.write_row((gen, path, d.qname, d.name, d.kind, d.start_line, d.end_line, d.line, d.parent,
+                                    json.dumps([list(b) for b in d.bases]), d.signature, d.doc))
+            with cur.copy(f"COPY graph_refs(generation, {GRAPH_REF_COLUMNS}) FROM STDIN") as copy:
+                for r in graph.refs:
+                    copy.write_row((gen, path, r.line, r.name, r.kind, r.scope, r.module, r.target, int(r.member)))
+            with cur.copy("COPY graph_imports(generation, path, local, module, name, line) FROM STDIN") as copy:
+                for i in graph.imports:
+                    copy.write_row((gen, path, i.local, i.module, i.name, i.line))
 
     def finish(self, dims: int) -> None:
-        """What a commit derives: per-file centroids (the file-level vector signal) and BM25's corpus stats."""
+        """What a commit derives: per-file centroids (the file-level vector signal), the document frequency
+        of each word the run touched, and BM25's corpus stats."""
         gen = self.generation
         self._exec("DELETE FROM file_vectors WHERE generation = %s", (gen,))
         self._exec("INSERT INTO file_vectors(generation, path, centroid) SELECT generation, path, avg(embedding) "
                    "FROM chunks WHERE generation = %s AND dims = %s GROUP BY generation, path", (gen, dims))
-        count, average = self._rows("SELECT count(*), coalesce(avg(length), 0) FROM chunks WHERE generation = %s",
-                                    (gen,))[0]
-        self.set_meta("bm25", {"chunks": int(count), "average_length": float(average)})
+        delta = {term: n for term, n in self._df.items() if n}
+        if delta:
+            self._exec("INSERT INTO terms(generation, term, df) SELECT %s, t, d FROM unnest(%s::text[], %s::int[]) "
+                       "AS x(t, d) ON CONFLICT (generation, term) DO UPDATE SET df = terms.df + EXCLUDED.df",
+                       (gen, list(delta), list(delta.values())))
+            self._exec("DELETE FROM terms WHERE generation = %s AND term = ANY(%s) AND df <= 0", (gen, list(delta)))
+        self._df.clear()
+        count, tokens, vectors = self._rows(
+            "SELECT count(*), coalesce(sum(length), 0), count(*) FILTER (WHERE dims = %s) FROM chunks "
+            "WHERE generation = %s", (dims, gen))[0]
+        self.set_meta("vectors", {"dims": dims, "count": int(vectors)})  # what a search reads, not counts
+        reference = self._reference_length([])
+        self.set_meta("bm25", {"chunks": int(count), "tokens": int(tokens),
+                               "average_length": float(tokens) / count if count else 0.0,
+                               "reference_length": reference})
 
     def publish(self, repo: str, root: str) -> None:
         """Point the repository at this generation and drop its others (inside the run's transaction)."""
@@ -393,7 +537,7 @@ class PgStore:
                    "indexed_at = now()", (repo, root, gen))
         old = [r[0] for r in self._rows("SELECT id FROM generations WHERE repo = %s AND id <> %s", (repo, gen))]
         if old:
-            for table in ("chunks", "files", "meta", "file_vectors"):
+            for table in ("postings", "terms", "chunks", "files", "meta", "file_vectors", *GRAPH_TABLES):
                 self._exec(f"DELETE FROM {table} WHERE generation = ANY(%s)", (old,))
             self._exec("DELETE FROM generations WHERE id = ANY(%s)", (old,))
 
@@ -407,30 +551,139 @@ class PgStore:
     # -- reads ------------------------------------------------------------------------------------
 
     def bm25(self, words: Sequence[str], limit: int, filters: Filters) -> list[int]:
-        """Chunk ids, best first, by FTS5's bm25 formula; several repositories count as one corpus."""
-        if not words:
+        """Chunk ids, best first, by FTS5's bm25 formula; several repositories count as one corpus.
+
+        One SQL pass sums each chunk's impacts over the postings of the query's *essential* words
+        (all but the commonest, which can add little: MaxScore) and keeps every chunk that could
+        still reach the top `limit` once the other words and the drift of the average length since
+        the impacts were written are allowed for. Those few are then scored exactly over every word,
+        in FTS5's order of operations, so the answer is FTS5's, not an approximation.
+        """
+        if not words or limit <= 0 or not self.gens:
             return []
-        terms = [lexeme(w) for w in words]
-        query = " | ".join("'" + t.replace("\\", "\\\\").replace("'", "''") + "'" for t in dict.fromkeys(terms))
+        terms = [lexeme(w) for w in words]  # one entry per query word: FTS5 counts a repeated one again
+        stats = self._bm25_stats(list(dict.fromkeys(terms)))
+        if stats is None:
+            return []
+        chunks, average, references, df = stats
+        idfs = {t: idf(chunks, sum(df[t].values())) for t in dict.fromkeys(terms) if df.get(t)}
+        if not idfs:
+            return []
+        weight = {t: idfs[t] * terms.count(t) for t in idfs}
+        # exact share / impact lies in [low, high] (see tf_share: the bound of a changed average length)
+        low = min(min(1.0, average / r) for r in references.values())
+        high = max(max(1.0, average / r) for r in references.values())
+        # MaxScore's split: the words that can add least stay out of the pass (they widen the
+        # candidates by what they can add at most, and break ties): words in over half the chunks
+        # (FTS5 floors their IDF), then the next weakest while together they can add at most MINOR
+        # of a lower bound of the cut (the `limit`-th best chunk of the strongest word alone)
+        ceiling = {t: weight[t] * (K1 + 1.0) for t in weight}
+        essential, slack = sorted(weight, key=lambda t: (ceiling[t], t)), 0.0
+        while len(essential) > 1 and idfs[essential[0]] <= MIN_IDF:
+            slack += ceiling[essential.pop(0)]
+        if len(essential) > 1:
+            strongest = essential[-1]
+            floor = self._kth_impact(strongest, limit, filters) * weight[strongest] * low
+            while len(essential) > 1 and slack + ceiling[essential[0]] <= MINOR * floor:
+                slack += ceiling[essential.pop(0)]
+        if len(weight) == 1 and low == high == 1.0:  # one word, impacts exact: the list's order is the answer
+            return self._top_of_list(terms[0], limit, filters)
+        found, cut = self._candidates(essential, weight, limit, low, high, filters, slack)
+        if slack and (cut is None or cut * low <= slack):  # a chunk without an essential word might place
+            found, _ = self._candidates(list(weight), weight, limit, low, high, filters, 0.0)
+        scores = self._exact_scores(found, terms, idfs, average)
+        ranked = sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+        return [cid for cid, _ in ranked[:limit]]
+
+    def _kth_impact(self, term: str, limit: int, filters: Filters) -> float:
+        """The `limit`-th best impact of one word over the generations (0 when fewer chunks hold it)."""
         where, args = _where(filters)
+        join = f"JOIN chunks c ON c.id = p.chunk AND {where} " if filters.active else ""
         rows = self._rows(
-            "WITH stats AS (SELECT sum((value->>'chunks')::float8) AS n, greatest(sum((value->>'chunks')::float8 "
-            "  * (value->>'average_length')::float8) / nullif(sum((value->>'chunks')::float8), 0), 1e-9) AS avgdl "
-            "  FROM meta WHERE key = 'bm25' AND generation = ANY(%s)), "
-            "hits AS (SELECT c.id, c.length, u.lexeme, "
-            "  4.0 * cardinality(array_positions(u.weights, 'A')) + cardinality(array_positions(u.weights, 'D')) AS tf "
-            "  FROM chunks c, unnest(c.words) u "
-            "  WHERE c.generation = ANY(%s) AND c.words @@ %s::tsquery AND u.lexeme = ANY(%s)), "
-            "df AS (SELECT lexeme, count(*) AS hit FROM hits GROUP BY lexeme), "
-            "scored AS (SELECT h.id, sum(greatest(ln((s.n - df.hit + 0.5) / (df.hit + 0.5)), 1e-6) "
-            "  * (h.tf * 2.2) / (h.tf + 1.2 * (0.25 + 0.75 * h.length / s.avgdl))) AS score "
-            "  FROM hits h JOIN unnest(%s::text[]) q(lexeme) USING (lexeme) "
-            "  JOIN df USING (lexeme) CROSS JOIN stats s GROUP BY h.id) "
-            f"SELECT s.id FROM scored s JOIN chunks c ON c.id = s.id WHERE {where} "
-            "ORDER BY s.score DESC, s.id LIMIT %s",
-            (self.gens, self.gens, query, terms, terms, *args, limit),
-        )
-        return [r[0] for r in rows]
+            "SELECT x.impact FROM unnest(%s::bigint[]) AS g(gen) CROSS JOIN LATERAL (SELECT p.impact "
+            f"FROM postings p {join}WHERE p.generation = g.gen AND p.term = %s ORDER BY p.impact DESC LIMIT %s) x "
+            "ORDER BY 1 DESC LIMIT 1 OFFSET %s", (self.gens, *args, term, limit, limit - 1))
+        return float(rows[0][0]) if rows else 0.0
+
+    def _top_of_list(self, term: str, limit: int, filters: Filters) -> list[int]:
+        where, args = _where(filters)
+        join = f"JOIN chunks c ON c.id = p.chunk AND {where} " if filters.active else ""
+        return [r[0] for r in self._rows(
+            "SELECT x.chunk FROM unnest(%s::bigint[]) AS g(gen) CROSS JOIN LATERAL (SELECT p.chunk, p.impact "
+            f"FROM postings p {join}WHERE p.generation = g.gen AND p.term = %s ORDER BY p.impact DESC, p.chunk "
+            "LIMIT %s) x ORDER BY x.impact DESC, x.chunk LIMIT %s", (self.gens, *args, term, limit, limit))]
+
+    def _candidates(self, words: list[str], weight: dict[str, float], limit: int, low: float, high: float,
+                    filters: Filters, slack: float) -> tuple[list[int], float | None]:
+        """Every chunk whose weighted impact sum over `words`, widened by [low, high] and `slack` (what
+        the other words may add), could reach the `limit`-th best, and that sum of the `limit`-th (None
+        when fewer hold a word); read from the postings index alone."""
+        where, args = _where(filters)
+        join = f"JOIN chunks c ON c.id = p.chunk AND {where} " if filters.active else ""
+        if len(words) == 1:  # one list: its index order is the order; read the top and its ties only
+            rows = self._rows(
+                "WITH cut AS (SELECT x.impact AS s FROM unnest(%s::bigint[]) AS g(gen) CROSS JOIN LATERAL "
+                f"(SELECT p.impact FROM postings p {join}WHERE p.generation = g.gen AND p.term = %s "
+                "ORDER BY p.impact DESC LIMIT %s) x ORDER BY 1 DESC LIMIT 1 OFFSET %s) "
+                f"SELECT p.chunk, (SELECT s FROM cut) FROM postings p {join}WHERE p.generation = ANY(%s) "
+                "AND p.term = %s AND p.impact >= coalesce((SELECT s FROM cut) * %s - %s, '-infinity')",
+                (self.gens, *args, words[0], limit, limit - 1, *args, self.gens, words[0], low / high * (1 - TIE),
+                 slack / (weight[words[0]] * high)))
+            cut = rows[0][1] if rows else None
+            return [r[0] for r in rows], (None if cut is None else cut * weight[words[0]])
+        weights = " ".join("WHEN %s THEN %s::float8" for _ in words)
+        agg = (f"SELECT p.chunk, sum(p.impact * CASE p.term {weights} END) AS s FROM postings p {join}"
+               "WHERE p.generation = ANY(%s) AND p.term = ANY(%s) GROUP BY p.chunk")
+        agg_args = [*(x for t in words for x in (t, weight[t])), *args, self.gens, words]
+        # usually the top 2 x limit hold every chunk that can place: one top-N sort, nothing kept
+        top = self._rows(f"{agg} ORDER BY s DESC LIMIT %s", (*agg_args, 2 * limit))
+        cut = top[limit - 1][1] if len(top) >= limit else None
+        if cut is None or len(top) < 2 * limit or top[-1][1] * high + slack < cut * low * (1 - TIE):
+            return [c for c, s in top if cut is None or s * high + slack >= cut * low * (1 - TIE)], cut
+        rows = self._rows(  # ties (or a drifted length) reach further down: all that can place
+            f"WITH agg AS MATERIALIZED ({agg}), cut AS (SELECT s FROM agg ORDER BY s DESC LIMIT 1 OFFSET %s) "
+            "SELECT chunk, (SELECT s FROM cut) FROM agg WHERE s * %s + %s >= (SELECT s * %s FROM cut)",
+            (*agg_args, limit - 1, high, slack, low * (1 - TIE)))
+        return [r[0] for r in rows], (rows[0][1] if rows else None)
+
+    def _bm25_stats(
+        self, terms: list[str]
+    ) -> tuple[int, float, dict[int, float], dict[str, dict[int, int]]] | None:
+        """(chunks, average length, each generation's reference length, term -> generation -> df)."""
+        rows = self._rows("SELECT generation, value FROM meta WHERE key = 'bm25' AND generation = ANY(%s)",
+                          (self.gens,))
+        chunks = sum(int(v.get("chunks", 0)) for _, v in rows)
+        if not chunks:
+            return None
+        tokens = sum(v.get("tokens", v.get("chunks", 0) * v.get("average_length", 0.0)) for _, v in rows)
+        references = {g: float(v.get("reference_length") or v.get("average_length") or 1.0) for g, v in rows}
+        df: dict[str, dict[int, int]] = {}
+        for gen, term, n in self._rows("SELECT generation, term, df FROM terms WHERE generation = ANY(%s) "
+                                       "AND term = ANY(%s)", (self.gens, terms)):
+            df.setdefault(term, {})[gen] = n
+        return chunks, max(tokens / chunks, 1e-9), references, df
+
+    def _exact_scores(self, ids: Sequence[int], terms: list[str], idfs: dict[str, float],
+                      average: float) -> dict[int, float]:
+        """Each chunk's BM25 over every query word, summed in query order as FTS5 does."""
+        if not ids:
+            return {}
+        tf: dict[int, dict[str, int]] = {}
+        length: dict[int, int] = {}
+        for cid, term, n, size in self._rows(
+                "SELECT p.chunk, p.term, p.tf, c.length FROM postings p JOIN chunks c ON c.id = p.chunk "
+                "WHERE p.generation = ANY(%s) AND p.chunk = ANY(%s) AND p.term = ANY(%s)",
+                (self.gens, list(ids), list(idfs))):
+            tf.setdefault(cid, {})[term] = n
+            length[cid] = size
+        out = {}
+        for cid, counts in tf.items():
+            score = 0.0
+            for t in terms:
+                if t in counts:
+                    score += idfs[t] * tf_share(counts[t], length[cid], average)
+            out[cid] = score
+        return out
 
     def by_name(self, names: Sequence[str], limit: int, filters: Filters) -> list[tuple[int, str, str, str | None]]:
         if not names:
@@ -493,20 +746,79 @@ class PgStore:
                           ([g for g, _ in wanted], [p for _, p in wanted]))
         return {(self.generations[g], p): (s, m) for g, p, s, m in rows}
 
+    # -- the code graph: one repository's generation (graph.query and graph.context read it) ------
+
+    def _graph_rows(self, sql: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """A graph query written with `?` marks for both stores, run on the one generation viewed."""
+        return self._rows(sql.replace("?", "%s"), (self.generation, *args))
+
+    def graph_version(self) -> object:
+        """The repository's generation and last indexing time: an incremental run changes the second."""
+        gen = self.generation
+        return gen, self._rows("SELECT indexed_at FROM repos WHERE generation = %s", (gen,))
+
+    def graph_defs(
+        self, *, path: str | None = None, name: str | None = None, qname: str | None = None,
+        parent: str | None = None, top_level: bool = False, line: int | None = None,
+    ) -> list[tuple[Any, ...]]:
+        where, args = graph_def_where(path, name, qname, parent, top_level, line)
+        return self._graph_rows(f"SELECT {GRAPH_DEF_COLUMNS} FROM graph_defs WHERE generation = ? AND {where} "
+                                "ORDER BY path, start_line, id", args)
+
+    def graph_def_names(self) -> list[str]:
+        return [r[0] for r in self._graph_rows("SELECT DISTINCT name FROM graph_defs WHERE generation = ? "
+                                               "ORDER BY name", ())]
+
+    def graph_name_count(self, name: str) -> int:
+        return int(self._graph_rows("SELECT count(*) FROM graph_defs WHERE generation = ? AND name = ?", (name,))[0][0])
+
+    def graph_refs(
+        self, *, name: str | None = None, path: str | None = None, lines: tuple[int, int] | None = None,
+        kind: str | None = None,
+    ) -> list[tuple[Any, ...]]:
+        where, args = graph_ref_where(name, path, lines, kind)
+        return self._graph_rows(f"SELECT {GRAPH_REF_COLUMNS} FROM graph_refs WHERE generation = ? AND {where} "
+                                "ORDER BY path, line, id", args)
+
+    def graph_imports(self, path: str | None = None) -> list[tuple[str, str, str, str, int]]:
+        where, args = ("path = ?", [path]) if path is not None else ("TRUE", [])
+        return self._graph_rows(  # type: ignore[return-value]
+            f"SELECT path, local, module, name, line FROM graph_imports WHERE generation = ? AND {where} ORDER BY id",
+            args)
+
+    def chunk_spans(self, path: str, start: int | None = None, end: int | None = None) -> list[tuple[Any, ...]]:
+        return self._graph_rows(
+            f"SELECT {CHUNK_SPAN_COLUMNS} FROM chunks WHERE generation = ? AND path = ? AND end_line >= ? "
+            "AND start_line <= ? ORDER BY start_line, id",
+            (path, start if start is not None else -1, end if end is not None else 1 << 62))
+
+    def mentions(self, word: str, limit: int, content_type: str | None = None,
+                 languages: Sequence[str] | None = None) -> list[tuple[Any, ...]]:
+        """Chunks holding the word, best BM25 first (one word: impact order). Unlike FTS5's `body:`
+        match, a word only in the chunk's name counts too; the caller checks the text."""
+        where, args = mention_where(content_type, languages)
+        cols = ", ".join(f"c.{c}" for c in CHUNK_SPAN_COLUMNS.split(", "))
+        return self._graph_rows(
+            f"SELECT {cols} FROM postings p JOIN chunks c ON c.id = p.chunk WHERE p.generation = ? AND p.term = ? "
+            f"AND {where} ORDER BY p.impact DESC, p.chunk LIMIT ?", (lexeme(word), *args, limit))
+
 
 class PgVectors:
     """Nearest chunks and files from pgvector, over the generations whose embedder matches the query's.
 
-    Exact (a scan in cosine order) up to `exact_max` vectors, as the SQLite index is; above it the
-    HNSW index of that dimension answers.
+    Exact (a scan in cosine order) up to `exact_max` vectors (`store.exact_search_max`); above it
+    the HNSW index of that dimension answers. `total`: the vectors of those generations, when their
+    meta says (else counted here, a scan of their rows).
     """
 
-    def __init__(self, store: PgStore, generations: list[int], dims: int, exact_max: int) -> None:
+    def __init__(self, store: PgStore, generations: list[int], dims: int, exact_max: int,
+                 total: int | None = None) -> None:
         self.store = store
         self.gens = generations
         self.dims = int(dims)
-        total = store._rows("SELECT count(*) FROM chunks WHERE generation = ANY(%s) AND dims = %s",
-                            (generations, self.dims))[0][0]
+        if total is None:
+            total = store._rows("SELECT count(*) FROM chunks WHERE generation = ANY(%s) AND dims = %s",
+                                (generations, self.dims))[0][0]
         self.approximate = total > exact_max
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
@@ -539,6 +851,14 @@ class PgVectors:
         for rank, (path,) in enumerate(rows, 1):
             out.setdefault(path, rank)
         return out
+
+
+def repo_name(root: Path, repo: str | None) -> str:
+    """The repository a project is in a shared store: `--repo`, else the name it was last indexed as from
+    this folder (`.amanmcp/repo.json`), else the folder's name."""
+    from amanmcp.store.layout import IndexLayout
+
+    return valid_repo(repo or IndexLayout(root).remembered_repo() or root.resolve().name)
 
 
 def valid_repo(name: str) -> str:
