@@ -106,7 +106,7 @@ RepoOpt = Annotated[str | None, typer.Option(
 
 def _one_blas_thread() -> None:
     """For the commands that answer queries, before numpy loads: a query's matrix-vector product is
-    too small for BLAS threads, which on a busy machine wait for cores (django's 8,711 x 384 took
+    too small for BLAS threads, which on a busy machine wait for cores (an 8,711 x 384 matrix took
     5-8 ms with two threads, 0.4 ms with one). A value the user set wins."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
