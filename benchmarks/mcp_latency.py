@@ -3,10 +3,10 @@
     python benchmarks/mcp_latency.py [flask==3.1.2:flask django==5.2.8:django ...] [--root PATH ...]
 
 "p50/p99" are over one pass of distinct queries (no query-vector cache hits); "rep" over repeats.
-The distinct pass alternates two ways of calling: the official Python client's `call_tool` (p50, p99),
-which also checks each answer against the tool's output schema with `jsonschema` (~2 ms here), and
-the same `tools/call` request sent on its session without that check ("wire": what any client sees
-before its own processing).
+"p50/p99" are what the official Python client sees: its `call_tool` also parses each answer into
+models and checks it against the tool's output schema with `jsonschema` (a few ms here). "raw" is
+the same distinct pass from a plain JSON-RPC client on a second `serve` (a line written, a line
+read, `json.loads`): the server and the pipe, what any client sees before its own processing.
 Starts the real `amanmcp serve` with the official MCP client, waits for its start-up index run
 (building the index first if there is none: slow on a CPU for a big corpus), then times tool
 calls as an assistant makes them. Edits append a uniquely named function to a source file, poll
@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 import uuid
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from mcp import Client, types
+from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -82,18 +84,11 @@ async def measure(root: Path, name: str, rounds: int, edits: int, edit_file: str
             await client.call_tool("search", {"query": q})
         passes: list[list[float]] = []
         server_ms: list[float] = []
-        wire: list[float] = []
-        for round_ in range(rounds):  # the first pass is all distinct queries; later ones repeat them
+        for _ in range(rounds):  # the first pass is all distinct queries; later ones repeat them
             latencies = []
-            for i, q in enumerate(queries):
-                arguments = {"query": q, "limit": 10}
+            for q in queries:
                 t = time.perf_counter()
-                if round_ == 0 and i % 2:
-                    await client.session.send_request(types.CallToolRequest(params=types.CallToolRequestParams(
-                        name="search", arguments=arguments)), types.CallToolResult)
-                    wire.append((time.perf_counter() - t) * 1000)
-                    continue
-                result = await client.call_tool("search", arguments)
+                result = await client.call_tool("search", {"query": q, "limit": 10})
                 latencies.append((time.perf_counter() - t) * 1000)
                 server_ms.append(result.structured_content["took_ms"])  # type: ignore[index]
             passes.append(latencies)
@@ -103,9 +98,49 @@ async def measure(root: Path, name: str, rounds: int, edits: int, edit_file: str
         "corpus": name, "files": status["files"], "chunks": status["chunks"], "ready_s": ready,
         "calls": len(first), "p50": statistics.median(first), "p99": percentile(first, 99),
         "repeat_p50": statistics.median(repeats), "repeat_p99": percentile(repeats, 99),
-        "server_p50": statistics.median(server_ms), "wire_p50": statistics.median(wire),
-        "wire_p99": percentile(wire, 99), "wire": wire, "edit": edit_times,
+        "server_p50": statistics.median(server_ms), "edit": edit_times,
     }
+
+
+def raw_round_trips(root: Path, queries: list[str]) -> list[float]:
+    """Milliseconds per `search` call from a plain JSON-RPC client over a fresh `serve`'s pipes."""
+    proc = subprocess.Popen([AMANMCP, "serve", str(root)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert proc.stdin is not None and proc.stdout is not None
+    ids = iter(range(1, 1_000_000))
+
+    def call(method: str, params: dict[str, Any] | None = None) -> Any:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method, "params": params or {}}
+        notify = method.startswith("notifications/")
+        if not notify:
+            message["id"] = next(ids)
+        proc.stdin.write((json.dumps(message) + "\n").encode())  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+        while not notify:
+            answer = json.loads(proc.stdout.readline())  # type: ignore[union-attr]
+            if answer.get("id") == message["id"]:
+                return answer["result"]
+        return None
+
+    try:
+        call("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                            "clientInfo": {"name": "raw", "version": "0"}})
+        call("notifications/initialized")
+        while call("tools/call", {"name": "index_status", "arguments": {}})["structuredContent"]["indexing"][
+                "state"] != "watching":
+            time.sleep(0.5)
+        time.sleep(SETTLE)
+        for q in ("warm up the server", "and its caches"):
+            call("tools/call", {"name": "search", "arguments": {"query": q}})
+        times = []
+        for q in queries:
+            t = time.perf_counter()
+            call("tools/call", {"name": "search", "arguments": {"query": q, "limit": 10}})
+            times.append((time.perf_counter() - t) * 1000)
+        return times
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
 
 
 async def edit_to_searchable(client: Client, root: Path, edits: int, edit_file: str | None) -> list[float]:
@@ -147,12 +182,13 @@ def main() -> None:
             requirement, package_root = spec.split(":")
             targets.append((unpack(requirement, package_root), requirement.split("==")[0]))
     print(f"{'corpus':<10} {'files':>6} {'chunks':>7} {'queries':>8} {'p50 ms':>7} {'p99 ms':>7} "
-          f"{'wire p50':>8} {'wire p99':>8} {'rep p50':>8} {'rep p99':>8}  edit-to-searchable s")
+          f"{'raw p50':>8} {'raw p99':>8} {'rep p50':>8} {'rep p99':>8}  edit-to-searchable s")
     for root, name in targets:
         r = anyio.run(measure, root, name, args.rounds, args.edits, args.edit_file)
+        raw = raw_round_trips(root, queries_for(name, root))
         edits = " ".join(f"{t:.2f}" for t in r["edit"])
-        print(f"{r['corpus']:<10} {r['files']:>6} {r['chunks']:>7} {r['calls'] + len(r['wire']):>8} "
-              f"{r['p50']:>7.1f} {r['p99']:>7.1f} {r['wire_p50']:>8.1f} {r['wire_p99']:>8.1f} "
+        print(f"{r['corpus']:<10} {r['files']:>6} {r['chunks']:>7} {r['calls']:>8} "
+              f"{r['p50']:>7.1f} {r['p99']:>7.1f} {statistics.median(raw):>8.1f} {percentile(raw, 99):>8.1f} "
               f"{r['repeat_p50']:>8.1f} {r['repeat_p99']:>8.1f}  median {statistics.median(r['edit']):.2f} ({edits})",
               flush=True)
 
