@@ -329,3 +329,23 @@ def test_upgrade_progress_line() -> None:
     assert Upgrade.from_value(upgrade.to_dict()) == upgrade
     stopped = upgrade.describe(now=110.0 + STALLED_SECONDS + 1)  # nobody committed for long: not running
     assert "the build stopped (the next `amanmcp index` or `serve` finishes it); BM25 answers meanwhile" in stopped
+
+
+def test_a_static_first_build_stores_vectors_with_the_text(project: Path, settings: Settings) -> None:
+    """A static model is quicker than a second pass over the chunks: its first build writes each file's
+    vectors with its text, and is published the same way (searchable before the last commit)."""
+    from amanmcp.embed.static import HashedEmbedder
+
+    add_bulk(project)
+    seen = []
+
+    def on_event(event: IndexEvent) -> None:
+        if event.stage == "searchable":
+            status = index_status(project, settings)
+            seen.append((status.chunks, status.vectors, status.complete))
+        assert event.stage != "embed" or event.done == 0 or not seen  # nothing embedded after publishing
+
+    report = Indexer(project, settings, HashedEmbedder(), on_event).run()
+    (chunks, vectors, complete), = seen
+    assert chunks == vectors == report.chunks_total == report.chunks_embedded and not complete
+    assert load_meta(IndexLayout(project).current()).complete

@@ -165,12 +165,13 @@ class Indexer:
             timings["chunk"] = timings["graph"] = 0.0
             store.delete_files(removed)
             files = self._chunked(changed, skipped, timings)
-            if tiered:  # chunked and stored file by file: what is committed answers while the rest is read
-                per_file = self._store(store, files, None, timings, len(changed), lambda: self._commit(
-                    store, identity, skipped, False, timings, vectors=False))
+            checkpoint = (lambda: self._commit(store, identity, skipped, False, timings, vectors=False)) if tiered \
+                else None
+            if tiered and identity.backend != "static":  # text first, file by file: committed parts answer at once
+                per_file = self._store(store, files, None, timings, len(changed), checkpoint)
                 all_chunks = [c for _, chunks in per_file for c in chunks]
                 embedded = self._upgrade(store, identity, skipped, timings)
-            else:
+            else:  # vectors with the text: an index to protect, or a static model quicker than a second pass
                 chunked = list(files)
                 if held and not allow_empty and not any(chunks for _, chunks, _ in chunked):
                     left_out = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())) or "nothing skipped"
@@ -188,7 +189,9 @@ class Indexer:
                 t = time.perf_counter()
                 vectors, embedded = self._embed(all_chunks, reuse, 0, to_embed)
                 timings["embed"] += time.perf_counter() - t
-                per_file = self._store(store, chunked, vectors, timings, len(chunked), None)
+                per_file = self._store(store, chunked, vectors, timings, len(chunked), checkpoint)
+                if tiered:  # publishes (BM25 and vectors are in) and embeds what an earlier run left without
+                    embedded += self._upgrade(store, identity, skipped, timings)
 
             redacted = store.redactions()
             if redacted:
@@ -279,6 +282,7 @@ class Indexer:
         texts = {cid: embed_text(chunk) for cid, chunk in pending}
         order = sorted(texts, key=lambda cid: -len(texts[cid]))
         upgrade = Upgrade(total=len(pending), started=time.time(), tier=tier)
+        last = time.perf_counter()
         for start in range(0, len(order), EMBED_GROUP):
             group = order[start : start + EMBED_GROUP]
             t = time.perf_counter()
@@ -288,7 +292,11 @@ class Indexer:
             store.set_vectors(group, vectors)
             timings["store"] += time.perf_counter() - t
             upgrade = upgrade.advanced(len(group))
-            self._commit(store, identity, skipped, False, timings, vectors=False, upgrade=upgrade)
+            # The first group at once (progress and a rate to tell), then every COMMIT_SECONDS: a fast
+            # embedder would otherwise spend its time committing. The last commit comes from the caller.
+            if start == 0 or time.perf_counter() - last > COMMIT_SECONDS:
+                self._commit(store, identity, skipped, False, timings, vectors=False, upgrade=upgrade)
+                last = time.perf_counter()
             self.on_event(IndexEvent("embed", upgrade.done, upgrade.total))
         return len(order)
 
