@@ -266,7 +266,7 @@ class Indexer:
     ) -> int:
         """The vector stage of a tiered build: publish the text (BM25 answers from here on), then embed
         every chunk that has no vector, longest first (batches pad little and the ETA errs long),
-        committing each group with the progress that `status` and `search_quality` report."""
+        committing with the progress that `status` and `search_quality` report."""
         pending = store.embedding_inputs(missing=True)
         upgrade = Upgrade(total=len(pending), started=time.time())
         self._commit(store, identity, skipped, False, timings, vectors=False, upgrade=upgrade)
