@@ -316,16 +316,24 @@ def test_reader_answers_indexing_never_writes_and_takes_over(project: Path, monk
             pass
 
         def stop_half_way(event: IndexEvent) -> None:
-            if event.stage == "embed" and event.done >= EMBED_GROUP:
+            if event.stage == "store" and event.done >= event.total // 2:
                 raise Stop
 
-        with pytest.raises(Stop):  # the "other serve" publishes a first build, its vectors part-built
+        import amanmcp.indexer as indexer_module
+
+        monkeypatch.setattr(indexer_module, "COMMIT_SECONDS", 0.0)  # each file committed as it is stored
+        with pytest.raises(Stop):  # the "other serve" publishes the first half of a first build
             Indexer(project, settings, selection.embedder, stop_half_way).run()
-        partial = service.search("bulk_function_0299", limit=1)
-        assert partial.results[0].path == "bulk/mod_0299.py"  # all the text is in
+        deadline = time.monotonic() + 20
+        while not reader.progress().building:
+            assert time.monotonic() < deadline, "the reader never saw the partial build"
+            time.sleep(0.05)
+        partial = service.search("bulk_function_0001", limit=1)
+        assert partial.results[0].path == "bulk/mod_0001.py"
         assert partial.search_quality.degraded and partial.search_quality.mode == "bm25_only"
-        assert partial.search_quality.reason.startswith("upgrading: vectors for ")
-        assert not reader.progress().building and service.status().upgrading
+        assert partial.search_quality.reason.startswith(f"indexing: the first build is running (in another amanmcp "
+                                                        f"serve (pid {os.getpid()}))")
+        assert not service.status().complete
 
         def files() -> dict[str, tuple[int, int]]:
             return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in layout.base.rglob("*")
