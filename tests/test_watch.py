@@ -160,6 +160,10 @@ def test_interrupted_first_build_resumes_its_vectors(project: Path, settings: Se
     assert status.upgrading is not None and status.upgrading.startswith(
         f"upgrading: vectors for {EMBED_GROUP:,} of {status.chunks:,} chunks are built")
     assert status.eta_seconds is not None and status.eta_seconds > 0
+    shown = subprocess.run([sys.executable, "-m", "amanmcp", "status", "--path", str(project)], capture_output=True,
+                           text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert shown.returncode == 0, shown.stderr
+    assert f"upgrading: vectors for {EMBED_GROUP:,} of {status.chunks:,} chunks are built" in shown.stdout
 
     report = Indexer(project, settings, embedder).run()
     assert not report.full_rebuild  # picks up where it stopped instead of starting over
