@@ -274,7 +274,7 @@ class Indexer:
         self.on_event(IndexEvent("searchable", counts["chunks"], counts["chunks"]))
         if not pending:
             return 0
-        tier = self._static_tier(store, len(pending), timings)
+        tier = self._static_tier(store, pending, counts["chunks"], timings)
         if tier is not None:
             self._commit(store, identity, skipped, False, timings, vectors=False,
                          upgrade=replace(upgrade, tier=tier))
@@ -300,7 +300,9 @@ class Indexer:
             self.on_event(IndexEvent("embed", upgrade.done, upgrade.total))
         return len(order)
 
-    def _static_tier(self, store: IndexStore, pending: int, timings: dict[str, float]) -> EmbedderIdentity | None:
+    def _static_tier(
+        self, store: IndexStore, pending: list[tuple[int, Chunk]], total: int, timings: dict[str, float]
+    ) -> EmbedderIdentity | None:
         """Static vectors of every chunk, in the generation's TIER folder: searches use them (with BM25)
         until the build's own vectors are all in, and the last commit deletes them. None (BM25 alone
         meanwhile) when the build's embedder is static itself or no static model is at hand
@@ -309,10 +311,10 @@ class Indexer:
             return None
         t = time.perf_counter()
         try:
-            tier = tier_embedder(self.settings.embeddings.model, pending)
+            tier = tier_embedder(self.settings.embeddings.model, len(pending))
             if tier is None:
                 return None
-            rows = store.embedding_inputs(missing=False)
+            rows = pending if len(pending) == total else store.embedding_inputs(missing=False)  # every chunk
             matrix = tier.embed_documents([embed_text(chunk) for _, chunk in rows])
             folder = store.directory / TIER
             folder.mkdir(exist_ok=True)

@@ -96,12 +96,13 @@ def index_status(root: Path, settings: Settings, selection: Selection | None = N
         counts = store.counts()
         meta = read_meta(store)
         identity = meta.identity
+        upgrade = meta.upgrade if not meta.complete else None  # a first build's vector stage
         return IndexStatus(
             root=str(root),
             indexed=True,
             complete=meta.complete,
-            upgrading=meta.upgrade.describe() if meta.upgrade is not None and not meta.complete else None,
-            eta_seconds=meta.upgrade.eta_seconds if meta.upgrade is not None and not meta.complete else None,
+            upgrading=upgrade.describe() if upgrade is not None else None,
+            eta_seconds=upgrade.eta_seconds if upgrade is not None else None,
             files=counts["files"],
             stale_files=len(changed_files(root, store.file_stats())),
             chunks=counts["chunks"],

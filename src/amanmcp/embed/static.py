@@ -206,12 +206,7 @@ def tier_embedder(source_model: str, pending: int | None = None) -> StaticEmbedd
     """
     if pending is not None and pending < TIER_MIN:
         return None
-    if source_model in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
-        from amanmcp.embed.local import packaged_model_dir
-
-        name, directory = DEFAULT_MODEL, packaged_model_dir(fetch=False)
-    else:
-        name, directory = resolve_model(source_model)
+    name, directory = resolve_model(source_model, fetch=False)
     if directory is None or not is_bert_safetensors(directory) or not has_module("model2vec"):
         return None
     ready = (distilled_path(directory, name) / "model.safetensors").is_file()

@@ -353,28 +353,7 @@ class GraphEngine:
                 f"{self.resolver.count_name(subject.name)} definitions and are not listed")
 
     def _callers(self, answer: GraphAnswer, subject: Def, max_depth: int, max_nodes: int) -> None:
-        seen = {subject.key}
-        frontier = [subject]
-        for depth in range(1, max_depth + 1):
-            following: list[Def] = []
-            for target in frontier:
-                occurrences, ambiguous = self.occurrences(target, ("call",))
-                if depth == 1:
-                    self._ambiguity(answer, target, ambiguous)
-                for occ in occurrences:
-                    item = self._item(occ, depth)
-                    if depth > 1:
-                        item.target = f"{target.path}:{target.line} {target.qname}"
-                    answer.results.append(item)
-                    caller = self._scope_def(occ.path, occ.scope)
-                    if caller is not None and caller.key not in seen:
-                        seen.add(caller.key)
-                        following.append(caller)
-                if len(answer.results) > max_nodes:
-                    return
-            frontier = following
-            if not frontier:
-                return
+        self._users([subject], answer, max_depth, max_nodes, kinds=("call",), target_from=2)
 
     def _callees(self, answer: GraphAnswer, subject: Def, max_depth: int, max_nodes: int) -> None:
         seen = {subject.key}
@@ -422,17 +401,24 @@ class GraphEngine:
 
     def _impact(self, start: list[Def], answer: GraphAnswer, max_depth: int, max_nodes: int) -> None:
         """Everything that uses the subject (calls, references, imports), then what uses those, by depth."""
+        self._users(start, answer, max_depth, max_nodes, kinds=None, target_from=1)
+
+    def _users(self, start: list[Def], answer: GraphAnswer, max_depth: int, max_nodes: int,
+               kinds: tuple[str, ...] | None, target_from: int) -> None:
+        """Breadth first from `start` through the definitions whose code uses them (occurrences of
+        `kinds`, None: any), by depth; results from depth `target_from` on name what they use."""
         seen = {d.key for d in start}
         frontier = start
         for depth in range(1, max_depth + 1):
             following: list[Def] = []
             for target in frontier:
-                occurrences, ambiguous = self.occurrences(target)
+                occurrences, ambiguous = self.occurrences(target, kinds)
                 if depth == 1 and len(start) == 1:
                     self._ambiguity(answer, target, ambiguous)
                 for occ in occurrences:
                     item = self._item(occ, depth)
-                    item.target = f"{target.path}:{target.line} {target.qname}"
+                    if depth >= target_from:
+                        item.target = f"{target.path}:{target.line} {target.qname}"
                     answer.results.append(item)
                     user = self._scope_def(occ.path, occ.scope)
                     if user is not None and user.key not in seen:
