@@ -64,15 +64,18 @@ class IndexLayout:
 
     def remember_repo(self, name: str) -> None:
         """Record the name, so `search`, `status`, `graph` and `serve` here find the same repository."""
-        self.base.mkdir(parents=True, exist_ok=True)
-        (self.base / ".gitignore").write_text("*\n")
+        self._make_base()
         tmp = self.base / "repo.json.tmp"
         tmp.write_text(json.dumps({"repo": name}) + "\n", encoding="utf-8")
         os.replace(tmp, self.repo_file)
 
-    def new_generation(self) -> Path:
+    def _make_base(self) -> None:
+        """The index folder, which ignores itself in git."""
         self.base.mkdir(parents=True, exist_ok=True)
         (self.base / ".gitignore").write_text("*\n")
+
+    def new_generation(self) -> Path:
+        self._make_base()
         path = self.base / f"gen-{time.time_ns()}"
         path.mkdir()
         return path
